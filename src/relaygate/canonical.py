@@ -18,19 +18,19 @@ Conventions
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
-from typing import Any, Literal, Union
+from enum import StrEnum
+from typing import Any, Literal
 
 JSON = Any  # a value decoded from JSON
 
 
-class Role(str, Enum):
+class Role(StrEnum):
     USER = "user"
     ASSISTANT = "assistant"
     TOOL = "tool"  # tool results; dialects without a tool role fold these into user turns
 
 
-class StopReason(str, Enum):
+class StopReason(StrEnum):
     END_TURN = "end_turn"
     MAX_TOKENS = "max_tokens"
     STOP_SEQUENCE = "stop_sequence"
@@ -105,7 +105,7 @@ class ThinkingPart:
     type: Literal["thinking"] = "thinking"
 
 
-ContentPart = Union[TextPart, ImagePart, DocumentPart, ToolCallPart, ToolResultPart, ThinkingPart]
+ContentPart = TextPart | ImagePart | DocumentPart | ToolCallPart | ToolResultPart | ThinkingPart
 
 
 @dataclass(slots=True)
@@ -323,19 +323,19 @@ class ErrorEvent:
     kind: Literal["error"] = "error"
 
 
-StreamEvent = Union[
-    MessageStart,
-    TextStart,
-    TextDelta,
-    ThinkingStart,
-    ThinkingDelta,
-    ToolCallStart,
-    ToolCallDelta,
-    BlockStop,
-    UsageEvent,
-    MessageStop,
-    ErrorEvent,
-]
+StreamEvent = (
+    MessageStart
+    | TextStart
+    | TextDelta
+    | ThinkingStart
+    | ThinkingDelta
+    | ToolCallStart
+    | ToolCallDelta
+    | BlockStop
+    | UsageEvent
+    | MessageStop
+    | ErrorEvent
+)
 
 
 @dataclass(slots=True)
@@ -354,7 +354,7 @@ class ModelInfo:
 # --------------------------------------------------------------------------- errors
 
 
-class ErrorKind(str, Enum):
+class ErrorKind(StrEnum):
     INVALID_REQUEST = "invalid_request"  # 400
     AUTHENTICATION = "authentication"  # 401
     PERMISSION = "permission"  # 403

@@ -2,7 +2,7 @@
 
 * ``POST /v1/chat/completions`` (and ``/chat/completions``): non-stream objects and SSE chunks —
   role chunk first, content deltas, tool-call deltas (id/type/name in the first delta of each call,
-  then argument fragments; parallel calls interleave by ``index``), a finish chunk, then the usage
+  then argument fragments; parallel calls follow one another by ``index``), a finish chunk, then the usage
   chunk (``choices: []``) only when ``stream_options.include_usage`` is true, then ``[DONE]``.
 * ``GET /v1/models``: the list object.
 * Errors: ``{"error": {"message", "type", "param", "code"}}`` with OpenAI's statuses.
@@ -49,8 +49,9 @@ def _dumps(obj: Any) -> bytes:
 class OpenAIEmulator(Emulator):
     """Emulates ``api.openai.com/v1`` chat completions (and any OpenAI-compatible server)."""
 
-    def __init__(self, *, models: list[str] | None = None, api_key: str | None = None,
-                 prefix: str = "/v1") -> None:
+    def __init__(
+        self, *, models: list[str] | None = None, api_key: str | None = None, prefix: str = "/v1"
+    ) -> None:
         super().__init__(models=models or ["gpt-4o-mini", "gpt-4.1"], api_key=api_key)
         self.prefix = prefix
         self._counter = 0
@@ -102,11 +103,13 @@ class OpenAIEmulator(Emulator):
         return "echo: "
 
     def _usage(self, reply: Reply, body: dict[str, Any], text: str) -> dict[str, Any]:
-        prompt = reply.input_tokens if reply.input_tokens is not None else max(
-            1, len(json.dumps(body.get("messages", []))) // 4
+        prompt = (
+            reply.input_tokens
+            if reply.input_tokens is not None
+            else max(1, len(json.dumps(body.get("messages", []))) // 4)
         )
-        completion = reply.output_tokens if reply.output_tokens is not None else max(
-            1, len(text) // 4
+        completion = (
+            reply.output_tokens if reply.output_tokens is not None else max(1, len(text) // 4)
         )
         return {
             "prompt_tokens": prompt,
@@ -140,7 +143,9 @@ class OpenAIEmulator(Emulator):
             )
         if self.models and model not in self.models:
             return web.json_response(
-                openai_error(404, f"The model `{model}` does not exist or you do not have access to it."),
+                openai_error(
+                    404, f"The model `{model}` does not exist or you do not have access to it."
+                ),
                 status=404,
             )
         item = self.next_item()
@@ -152,11 +157,14 @@ class OpenAIEmulator(Emulator):
                 headers = {}
                 if fault.retry_after is not None:
                     headers["Retry-After"] = str(fault.retry_after)
-                data = fault.body if fault.body is not None else _dumps(
-                    openai_error(fault.status, fault.message)
+                data = (
+                    fault.body
+                    if fault.body is not None
+                    else _dumps(openai_error(fault.status, fault.message))
                 )
-                return web.Response(status=fault.status, body=data, headers=headers,
-                                    content_type="application/json")
+                return web.Response(
+                    status=fault.status, body=data, headers=headers, content_type="application/json"
+                )
             if fault.malformed:
                 if body.get("stream"):
                     resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
@@ -168,8 +176,8 @@ class OpenAIEmulator(Emulator):
             if fault.error_in_200:
                 return web.json_response(openai_error(500, fault.message), status=200)
             reply = fault.reply or reply
-        text = reply.text if reply.text is not None else (
-            "" if reply.tool_calls else self._echo(body)
+        text = (
+            reply.text if reply.text is not None else ("" if reply.tool_calls else self._echo(body))
         )
         finish = reply.stop_reason or ("tool_calls" if reply.tool_calls else "stop")
         ident = self._next_id()
@@ -183,8 +191,12 @@ class OpenAIEmulator(Emulator):
             )
         if reply.first_delay:
             await asyncio.sleep(reply.first_delay)
-        message: dict[str, Any] = {"role": "assistant", "content": text or None, "refusal": None,
-                                   "annotations": []}
+        message: dict[str, Any] = {
+            "role": "assistant",
+            "content": text or None,
+            "refusal": None,
+            "annotations": [],
+        }
         if reply.tool_calls:
             message["tool_calls"] = [
                 {
@@ -240,32 +252,25 @@ class OpenAIEmulator(Emulator):
         if text:
             for piece in split_text(text, reply.chunk_size):
                 out.append(chunk({"content": piece}))
-        if reply.tool_calls:
-            # First delta of each call carries id, type and name; argument fragments follow.
-            # With several calls the fragments interleave, as parallel calls do on the wire.
-            fragments = [split_text(c.arguments_json(), 7) for c in reply.tool_calls]
-            for i, call in enumerate(reply.tool_calls):
-                out.append(
-                    chunk(
-                        {
-                            "tool_calls": [
-                                {
-                                    "index": i,
-                                    "id": call.id or f"call_emu{i}",
-                                    "type": "function",
-                                    "function": {"name": call.name, "arguments": ""},
-                                }
-                            ]
-                        }
-                    )
+        for i, call in enumerate(reply.tool_calls):
+            # As OpenAI streams parallel calls: each call's first delta carries id, type and
+            # name with empty arguments; its argument fragments follow before the next call.
+            out.append(
+                chunk(
+                    {
+                        "tool_calls": [
+                            {
+                                "index": i,
+                                "id": call.id or f"call_emu{i}",
+                                "type": "function",
+                                "function": {"name": call.name, "arguments": ""},
+                            }
+                        ]
+                    }
                 )
-            longest = max(len(f) for f in fragments)
-            for step in range(longest):
-                for i, pieces in enumerate(fragments):
-                    if step < len(pieces):
-                        out.append(
-                            chunk({"tool_calls": [{"index": i, "function": {"arguments": pieces[step]}}]})
-                        )
+            )
+            for piece in split_text(call.arguments_json(), 7):
+                out.append(chunk({"tool_calls": [{"index": i, "function": {"arguments": piece}}]}))
         out.append(chunk({}, finish))
         if include_usage:
             out.append(

@@ -1,0 +1,270 @@
+"""One attempt on one target, opened until the first byte the client would see.
+
+An :class:`Outcome` is what strategies juggle: a finished non-stream body, or a stream whose
+first chunk has already arrived (so everything before it may still fail over). Both paths —
+the same-dialect byte relay and the canonical translation — produce client-dialect bytes, so
+strategies never care which one ran.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from relaygate.backends.base import CallContext
+from relaygate.canonical import (
+    ErrorEvent,
+    ErrorKind,
+    GatewayError,
+    MessageStart,
+    Request,
+    Response,
+    StreamEvent,
+    Usage,
+    UsageEvent,
+)
+from relaygate.dialects import Dialect
+from relaygate.dialects.sse import SSEDecoder
+from relaygate.routing.router import Target
+
+
+@dataclass(slots=True)
+class Outcome:
+    target: Target
+    status: int
+    body: bytes | None = None
+    chunks: AsyncIterator[bytes] | None = None
+    usage: Usage = field(default_factory=Usage)
+    response: Response | None = None  # canonical, when the attempt went through translation
+    first_token_at: float = 0.0
+    completed: bool = False  # stream: reached its proper end
+    error: GatewayError | None = None  # stream: how it broke after the first byte
+    close: Callable[[], Any] | None = None
+
+    async def aclose(self) -> None:
+        if self.close is not None:
+            result = self.close()
+            if asyncio.iscoroutine(result):
+                await result
+            self.close = None
+
+
+@dataclass(slots=True)
+class Call:
+    """Everything an attempt needs about the client's request."""
+
+    client: Dialect
+    body: dict[str, Any]
+    stream: bool
+    ctx: CallContext
+    include_usage: bool = True  # openai-chat clients that did not ask for the usage chunk
+    want_canonical: bool = False  # consensus needs canonical responses
+    _canonical: Request | None = None
+
+    def canonical(self) -> Request:
+        if self._canonical is None:
+            self._canonical = self.client.parse_request(self.body)
+        self._canonical.stream = self.stream
+        return self._canonical
+
+
+def _stream_error_in(first: bytes, client: Dialect) -> GatewayError | None:
+    """An upstream that answers 200 and then an error event (or garbage) as its first chunk."""
+    parser = client.make_parser()
+    for sse in SSEDecoder().feed(first):
+        for event in parser.feed(sse):
+            if isinstance(event, ErrorEvent):
+                return event.error
+    return None
+
+
+async def open_attempt(call: Call, target: Target) -> Outcome:
+    backend = target.backend
+    client = call.client
+    if backend.dialect == client.NAME and not call.want_canonical:
+        return await _open_raw(call, target)
+    return await _open_translated(call, target)
+
+
+async def _open_raw(call: Call, target: Target) -> Outcome:
+    body = dict(call.body)
+    body["model"] = target.native_id
+    client = call.client
+    strip_usage = False
+    if call.stream and client.NAME == "openai-chat" and not call.include_usage:
+        # The ledger needs usage: ask for it, and keep the extra chunk from the client.
+        body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
+        strip_usage = True
+    reply = await target.backend.forward(body, stream=call.stream, ctx=call.ctx)
+    if not call.stream:
+        assert reply.body is not None
+        try:
+            obj = orjson.loads(reply.body)
+        except orjson.JSONDecodeError:
+            raise GatewayError(
+                ErrorKind.UPSTREAM,
+                "upstream returned a body that is not JSON",
+                backend=target.backend.id,
+            ) from None
+        response = client.parse_response(obj)  # raises on a 200 that carries an error
+        return Outcome(
+            target,
+            reply.status,
+            body=reply.body,
+            usage=response.usage,
+            first_token_at=time.monotonic(),
+            completed=True,
+        )
+    assert reply.chunks is not None
+    chunks = reply.chunks
+    try:
+        async with asyncio.timeout(call.ctx.timeouts.first_token):
+            first = await anext(chunks)
+            while not first.strip():
+                first += await anext(chunks)
+    except StopAsyncIteration:
+        reply.close()
+        raise GatewayError(
+            ErrorKind.UPSTREAM,
+            "upstream closed the stream before any event",
+            backend=target.backend.id,
+        ) from None
+    except TimeoutError:
+        reply.close()
+        raise GatewayError(
+            ErrorKind.TIMEOUT, "upstream sent no first token in time", backend=target.backend.id
+        ) from None
+    except BaseException:
+        reply.close()
+        raise
+    early = _stream_error_in(first, client)
+    if early is not None:
+        reply.close()
+        early.backend = target.backend.id
+        raise early
+    watch = client.make_watch()
+    outcome = Outcome(
+        target, 200, usage=watch.usage, first_token_at=time.monotonic(), close=reply.close
+    )
+
+    async def relay() -> AsyncIterator[bytes]:
+        try:
+            watch.feed(first)
+            yield _strip(first) if strip_usage else first
+            async for chunk in chunks:
+                watch.feed(chunk)
+                yield _strip(chunk) if strip_usage else chunk
+        except GatewayError as err:
+            outcome.error = err
+        if watch.complete:
+            outcome.completed = True
+            if reply.response is not None:
+                reply.response.release()
+            outcome.close = None
+        else:
+            broken = outcome.error or GatewayError(
+                ErrorKind.UPSTREAM, "upstream stream ended before completion"
+            )
+            outcome.error = broken
+            yield client.make_renderer(target.native_id).error(broken)
+
+    outcome.chunks = relay()
+    return outcome
+
+
+async def _aclose(iterator: AsyncIterator[Any]) -> None:
+    aclose = getattr(iterator, "aclose", None)
+    if aclose is not None:
+        await aclose()
+
+
+def _strip(chunk: bytes) -> bytes:
+    if b'"choices":[]' not in chunk:
+        return chunk
+    return b"\n\n".join(block for block in chunk.split(b"\n\n") if b'"choices":[]' not in block)
+
+
+async def _open_translated(call: Call, target: Target) -> Outcome:
+    backend = target.backend
+    client = call.client
+    request = call.canonical()
+    if not call.stream:
+        response = await backend.complete(request, target.native_id, call.ctx)
+        body = client.render_response(response)
+        return Outcome(
+            target,
+            200,
+            body=body,
+            usage=response.usage,
+            response=response,
+            first_token_at=time.monotonic(),
+            completed=True,
+        )
+    events = backend.stream(request, target.native_id, call.ctx)
+    kwargs: dict[str, Any] = {}
+    if client.NAME == "openai-chat":
+        kwargs["include_usage"] = call.include_usage
+    renderer: Any = client.make_renderer(target.native_id, **kwargs)
+    usage = Usage()
+    first = b""
+    pending: list[StreamEvent] = []
+    try:
+        async with asyncio.timeout(call.ctx.timeouts.first_token):
+            while not first:
+                event = await anext(events)
+                if isinstance(event, ErrorEvent):
+                    event.error.backend = event.error.backend or backend.id
+                    raise event.error
+                if isinstance(event, UsageEvent | MessageStart) and event.usage is not None:
+                    usage.merge(event.usage)
+                pending.append(event)
+                first = renderer.feed(event)
+    except StopAsyncIteration:
+        await _aclose(events)
+        raise GatewayError(
+            ErrorKind.UPSTREAM, "upstream closed the stream before any event", backend=backend.id
+        ) from None
+    except TimeoutError:
+        await _aclose(events)
+        raise GatewayError(
+            ErrorKind.TIMEOUT, "upstream sent no first token in time", backend=backend.id
+        ) from None
+    except BaseException:
+        await _aclose(events)
+        raise
+
+    outcome = Outcome(
+        target, 200, usage=usage, first_token_at=time.monotonic(), close=lambda: _aclose(events)
+    )  # type: ignore[attr-defined]
+
+    async def relay() -> AsyncIterator[bytes]:
+        yield first
+        try:
+            async for event in events:
+                if isinstance(event, ErrorEvent):
+                    outcome.error = event.error
+                    yield renderer.error(event.error)
+                    return
+                if isinstance(event, UsageEvent):
+                    usage.merge(event.usage)
+                elif event.kind == "message_stop":
+                    outcome.completed = True
+                data = renderer.feed(event)
+                if data:
+                    yield data
+        except GatewayError as err:
+            outcome.error = err
+            yield renderer.error(err)
+            return
+        if not outcome.completed:
+            broken = GatewayError(ErrorKind.UPSTREAM, "upstream stream ended before completion")
+            outcome.error = broken
+            yield renderer.error(broken)
+
+    outcome.chunks = relay()
+    return outcome

@@ -1,0 +1,287 @@
+"""The ASGI application: a dict-dispatched hot path for generation routes, Starlette for the rest
+(health, admin API, dashboard), wrapped in pure-ASGI middleware."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+from starlette.applications import Starlette
+from starlette.requests import Request as StarletteRequest
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from relaygate import __version__, dialects
+from relaygate.canonical import ErrorKind, GatewayError
+from relaygate.gateway import Gateway
+from relaygate.server.frontends import chat_completions, not_found
+from relaygate.server.http import (
+    ASGIApp,
+    ClientDisconnected,
+    Receive,
+    Scope,
+    Send,
+    send_bytes,
+    send_error,
+)
+from relaygate.server.pipeline import Observer
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[["RelayApp", Scope, Receive, Send], Awaitable[None]]
+
+# (method, path) → handler. Dialect modules of the server add theirs through ``add_route``.
+HOT_ROUTES: dict[tuple[str, str], Handler] = {
+    ("POST", "/v1/chat/completions"): chat_completions,
+    ("POST", "/chat/completions"): chat_completions,
+}
+# Path prefixes whose handler parses the rest of the path (Gemini's ``models/{model}:method``).
+PREFIX_ROUTES: list[tuple[str, str, Handler]] = []
+# Subsystems that contribute Starlette routes (admin API, metrics, dashboard…).
+EXTRA_ROUTES: list[Callable[[RelayApp], list[Any]]] = []
+# Start-up / shut-down work of subsystems (ledger writer, health probes…).
+LIFECYCLE: list[Callable[[RelayApp], Any]] = []
+
+
+def add_route(method: str, path: str, handler: Handler) -> None:
+    HOT_ROUTES[(method, path)] = handler
+
+
+class RelayApp:
+    """The innermost ASGI app. ``gateway`` may be swapped at run time (config reload)."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+        self.started = time.time()
+        self.loop_guard = os.environ.get("RELAYGATE_LOOP_GUARD") or uuid.uuid4().hex
+        self.observers: list[Observer] = []
+        self.pm = gateway.pm
+        self.hooks_active = _has_request_hooks(gateway)
+        self.shutdown_callbacks: list[Callable[[], Awaitable[None]]] = []
+        self.in_flight = 0
+        self.accepting = True
+        self.state: dict[str, Any] = {}
+        self.routes: list[Any] = [
+            Route("/health", self.health),
+            Route("/status", self.status),
+            Route("/version", self.version),
+            Route("/v1/models", self.models),
+            Route("/models", self.models),
+        ]
+        self.lifecycle: list[Callable[[RelayApp], Any]] = list(LIFECYCLE)
+        for contribute in EXTRA_ROUTES:
+            self.routes.extend(contribute(self))
+        self._fallback: Starlette | None = None
+
+    @property
+    def fallback(self) -> Starlette:
+        """Starlette for the non-hot routes, built once every subsystem has added its own."""
+        if self._fallback is None:
+            self._fallback = Starlette(routes=self.routes)
+        return self._fallback
+
+    def swap(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+        self.pm = gateway.pm
+        self.hooks_active = _has_request_hooks(gateway)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            handler = HOT_ROUTES.get((scope["method"], scope["path"]))
+            if handler is None:
+                path = scope["path"]
+                for method, prefix, candidate in PREFIX_ROUTES:
+                    if scope["method"] == method and path.startswith(prefix):
+                        handler = candidate
+                        break
+            if handler is not None:
+                self.in_flight += 1
+                try:
+                    await handler(self, scope, receive, send)
+                except GatewayError as err:
+                    await send_error(send, scope["path"], err, _request_id_header(scope))
+                except ClientDisconnected:
+                    pass
+                finally:
+                    self.in_flight -= 1
+                return
+            await self.fallback(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+        else:
+            await self.fallback(scope, receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.startup()
+                except Exception as exc:
+                    log.exception("start-up failed")
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def startup(self) -> None:
+        await self.gateway.discover()
+        for hook in self.lifecycle:
+            result = hook(self)
+            if asyncio.iscoroutine(result):
+                await result
+
+    async def shutdown(self) -> None:
+        self.accepting = False
+        grace = self.gateway.config.server.shutdown_grace_seconds
+        deadline = time.monotonic() + grace
+        while self.in_flight and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        for callback in reversed(self.shutdown_callbacks):
+            try:
+                await callback()
+            except Exception:
+                log.exception("shutdown callback failed")
+        await self.gateway.aclose()
+
+    # ------------------------------------------------------------------ plain routes
+
+    async def health(self, request: StarletteRequest) -> Response:
+        gw = self.gateway
+        backends = {}
+        for backend in gw.backends.values():
+            info: dict[str, Any] = {"kind": backend.kind, "prefix": backend.prefix}
+            health = self.state.get("health")
+            if health is not None:
+                info.update(health.backend_health(backend.id))
+            if backend.id in gw.discovery_errors:
+                info["discovery_error"] = gw.discovery_errors[backend.id]
+            backends[backend.id] = info
+        status = "ok"
+        if any(b.get("breaker") == "open" for b in backends.values()):
+            status = "degraded"
+        return JSONResponse({"status": status, "backends": backends})
+
+    async def status(self, request: StarletteRequest) -> Response:
+        gw = self.gateway
+        return JSONResponse(
+            {
+                "status": "ok",
+                "version": __version__,
+                "uptime_seconds": round(time.time() - self.started, 3),
+                "backends": len(gw.backends),
+                "models": len(gw.models),
+                "routes": [r.name for r in gw.config.routes],
+                "in_flight": self.in_flight,
+                "discovery_errors": gw.discovery_errors,
+            }
+        )
+
+    async def version(self, request: StarletteRequest) -> Response:
+        return JSONResponse({"name": "relaygate", "version": __version__})
+
+    async def models(self, request: StarletteRequest) -> Response:
+        gw = self.gateway
+        models = list(gw.models)
+        for route in gw.config.routes:
+            from relaygate.canonical import ModelInfo
+
+            models.append(
+                ModelInfo(
+                    id=route.name, native_id=route.name, backend="route", owned_by="relaygate"
+                )
+            )
+        # Anthropic and Gemini clients list models in their own shapes.
+        name = dialects.OPENAI_CHAT
+        if request.headers.get("anthropic-version") or request.headers.get("x-api-key"):
+            name = dialects.ANTHROPIC
+        try:
+            body = dialects.get(name).render_models(models)
+        except ImportError:
+            body = dialects.get(dialects.OPENAI_CHAT).render_models(models)
+        return Response(body, media_type="application/json")
+
+
+def _request_id_header(scope: Scope) -> list[tuple[bytes, bytes]]:
+    state = scope.get("state")
+    rid = state.get("request_id") if isinstance(state, dict) else None
+    return [(b"x-relaygate-request-id", rid.encode())] if rid else []
+
+
+def _has_request_hooks(gateway: Gateway) -> bool:
+    names = ("before_request", "on_route_selected", "after_response", "on_error")
+    return any(getattr(gateway.pm.hook, n).get_hookimpls() for n in names)
+
+
+async def send_not_found(scope: Scope, send: Send) -> None:
+    await send_error(send, scope["path"], not_found(scope["path"]))
+
+
+def json_bytes(obj: Any) -> bytes:
+    return orjson.dumps(obj)
+
+
+async def refuse(
+    send: Send, path: str, message: str, kind: ErrorKind = ErrorKind.UNAVAILABLE
+) -> None:
+    await send_error(send, path, GatewayError(kind, message))
+
+
+__all__ = [
+    "EXTRA_ROUTES",
+    "HOT_ROUTES",
+    "LIFECYCLE",
+    "PREFIX_ROUTES",
+    "RelayApp",
+    "add_route",
+    "send_bytes",
+]
+
+
+# Optional subsystems: each module has ``install(app: RelayApp) -> None`` that adds observers,
+# routes, lifecycle work or response headers. Missing modules are skipped.
+SUBSYSTEMS = [
+    "relaygate.server.dialect_routes",
+    "relaygate.server.responses_state",
+    "relaygate.routing.health",
+    "relaygate.store.install",
+    "relaygate.limits",
+    "relaygate.server.metrics",
+    "relaygate.server.admin",
+    "relaygate.server.dashboard",
+    "relaygate.server.reload",
+]
+
+
+def install_subsystems(inner: RelayApp) -> None:
+    import importlib
+
+    for name in SUBSYSTEMS:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:
+                continue
+            raise
+        install = getattr(module, "install", None)
+        if install is not None:
+            install(inner)
+
+
+def build_asgi(gateway: Gateway) -> tuple[ASGIApp, RelayApp]:
+    """The full middleware stack around a :class:`RelayApp`; returns (outer app, inner app)."""
+    from relaygate.server.middleware import wrap
+
+    inner = RelayApp(gateway)
+    install_subsystems(inner)
+    return wrap(inner, gateway.config), inner
