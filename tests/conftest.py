@@ -1,0 +1,87 @@
+"""Shared fixtures: upstream emulators and a real relaygate server on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+import uvicorn
+
+from relaygate.config import parse_config
+from relaygate.gateway import Gateway, build_gateway
+from relaygate.server.app import RelayApp, build_asgi
+from relaygate.testing import OpenAIEmulator
+
+
+class RunningGateway:
+    def __init__(self, gateway: Gateway, inner: RelayApp, port: int) -> None:
+        self.gateway = gateway
+        self.app = inner
+        self.port = port
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+@contextlib.asynccontextmanager
+async def serve_gateway(
+    config: dict[str, Any], env: dict[str, str] | None = None
+) -> AsyncIterator[RunningGateway]:
+    """Validate ``config``, build the gateway and run it with uvicorn on a free loopback port."""
+    cfg = parse_config(config, env=env)
+    gateway = build_gateway(cfg, env=env)
+    asgi, inner = build_asgi(gateway)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(
+            asgi, log_level="warning", lifespan="on", access_log=False, timeout_graceful_shutdown=1
+        )
+    )
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.01)
+    try:
+        yield RunningGateway(gateway, inner, port)
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()
+
+
+def openai_backend(
+    upstream: OpenAIEmulator, backend_id: str = "emu", **extra: Any
+) -> dict[str, Any]:
+    return {
+        "id": backend_id,
+        "kind": "custom-openai-legacy-compatible",
+        "config": {
+            "backend_prefix": backend_id,
+            "base_url": upstream.base_url + "/v1",
+            "api_key": "sk-test-key-123456",
+            **extra,
+        },
+    }
+
+
+@pytest.fixture
+async def openai_upstream() -> AsyncIterator[OpenAIEmulator]:
+    async with OpenAIEmulator(api_key="sk-test-key-123456") as upstream:
+        yield upstream
+
+
+GatewayFactory = Callable[..., contextlib.AbstractAsyncContextManager[RunningGateway]]
+
+
+@pytest.fixture
+def gateway_factory() -> GatewayFactory:
+    return serve_gateway
