@@ -650,11 +650,19 @@ def render_response(response: Response) -> bytes:
     )
 
 
+def _error_type(err: GatewayError) -> str:
+    # A provider refusing *our* key is not the client's auth problem (Claude Code would ask
+    # its user to log in again): report it as a server-side error.
+    if err.upstream_status is not None and err.kind in (
+        ErrorKind.AUTHENTICATION,
+        ErrorKind.PERMISSION,
+    ):
+        return "api_error"
+    return ERROR_TYPE_FOR_KIND.get(err.kind, "api_error")
+
+
 def _error_body(err: GatewayError) -> dict[str, Any]:
-    return {
-        "type": "error",
-        "error": {"type": ERROR_TYPE_FOR_KIND.get(err.kind, "api_error"), "message": err.message},
-    }
+    return {"type": "error", "error": {"type": _error_type(err), "message": err.message}}
 
 
 def render_error(err: GatewayError) -> bytes:
@@ -926,9 +934,18 @@ def build_request(
 ) -> dict[str, Any]:
     """:class:`Request` → an Anthropic Messages body for ``native_model``.
 
-    ``max_tokens`` is mandatory upstream: ``request.max_tokens`` or ``default_max_tokens``.
+    ``max_tokens`` is mandatory upstream: ``request.max_tokens``, else ``default_max_tokens``
+    (plus the thinking budget, which Anthropic counts inside ``max_tokens``).
     """
     max_tokens = request.max_tokens or default_max_tokens
+    thinking_config = request.thinking
+    if (
+        request.max_tokens is None
+        and thinking_config is not None
+        and thinking_config.enabled
+        and not thinking_config.adaptive
+    ):
+        max_tokens += _wanted_budget(thinking_config)
     body: dict[str, Any] = {"model": native_model, "max_tokens": max_tokens}
     same = request.source_dialect == NAME
     if request.system:
@@ -948,7 +965,7 @@ def build_request(
         if request.tool_choice is not None:
             body["tool_choice"] = _build_tool_choice(request.tool_choice)
 
-    thinking = _build_thinking(request.thinking, max_tokens)
+    thinking = _build_thinking(thinking_config, max_tokens)
     if thinking is not None:
         body["thinking"] = thinking
     if request.temperature is not None:
@@ -1023,6 +1040,12 @@ def _build_tool_choice(choice: ToolChoice) -> dict[str, Any]:
     return out
 
 
+def _wanted_budget(config: ThinkingConfig) -> int:
+    if config.budget_tokens is not None:
+        return config.budget_tokens
+    return BUDGET_FOR_EFFORT.get(config.effort or "medium", BUDGET_FOR_EFFORT["medium"])
+
+
 def _build_thinking(config: ThinkingConfig | None, max_tokens: int) -> dict[str, Any] | None:
     if config is None:
         return None
@@ -1030,9 +1053,7 @@ def _build_thinking(config: ThinkingConfig | None, max_tokens: int) -> dict[str,
         return {"type": "disabled"}
     if config.adaptive:
         return {"type": "adaptive"}
-    budget = config.budget_tokens
-    if budget is None:
-        budget = BUDGET_FOR_EFFORT.get(config.effort or "medium", BUDGET_FOR_EFFORT["medium"])
+    budget = _wanted_budget(config)
     # Anthropic wants MIN_THINKING_BUDGET <= budget < max_tokens.
     budget = min(max(budget, MIN_THINKING_BUDGET), max_tokens - 1)
     if budget < MIN_THINKING_BUDGET:
