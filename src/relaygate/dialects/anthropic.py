@@ -677,6 +677,7 @@ def render_models(models: list[ModelInfo]) -> bytes:
             "id": m.id,
             "display_name": m.display_name or m.id,
             "created_at": datetime.fromtimestamp(m.created, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "lifecycle": "active",
         }
         for m in models
     ]
@@ -1151,10 +1152,12 @@ def _content_part(block: dict[str, Any]) -> ContentPart | None:
         return ToolCallPart(str(block.get("id", "")), str(block.get("name", "")),
                             _json_text(block.get("input") or {}))
     if kind == "thinking":
-        return ThinkingPart(text=block.get("thinking") or "", signature=block.get("signature"),
-                            origin=FAMILY)
+        origin, signature = _unwrap_signature(block.get("signature"))
+        return ThinkingPart(text=block.get("thinking") or "", signature=signature,
+                            origin=origin or FAMILY)
     if kind == "redacted_thinking":
-        return ThinkingPart(redacted=block.get("data") or "", origin=FAMILY)
+        origin, data = _unwrap_signature(block.get("data"))
+        return ThinkingPart(redacted=data or "", origin=origin or FAMILY)
     log.warning("anthropic: dropping response block of type %r", kind)
     return None
 
@@ -1287,11 +1290,12 @@ class AnthropicStreamParser:
         if kind == "thinking":
             out = [ThinkingStart(index)]
             if block.get("thinking") or block.get("signature"):
-                out.append(ThinkingDelta(index, block.get("thinking") or "",
-                                         block.get("signature") or None, FAMILY))
+                origin, signature = _unwrap_signature(block.get("signature"))
+                out.append(ThinkingDelta(index, block.get("thinking") or "", signature,
+                                         origin or FAMILY))
             return out
         if kind == "redacted_thinking":
-            return [ThinkingStart(index, redacted=block.get("data") or "")]
+            return [ThinkingStart(index, redacted=_unwrap_signature(block.get("data"))[1] or "")]
         log.debug("anthropic: ignoring streamed block of type %r", kind)
         self._ignored.add(index)
         return []
@@ -1310,7 +1314,9 @@ class AnthropicStreamParser:
         if kind == "thinking_delta":
             return [ThinkingDelta(index, text=delta.get("thinking", ""), origin=FAMILY)]
         if kind == "signature_delta":
-            return [ThinkingDelta(index, signature=delta.get("signature", ""), origin=FAMILY)]
+            # Another relaygate upstream may hand us a wrapped foreign signature.
+            origin, signature = _unwrap_signature(delta.get("signature"))
+            return [ThinkingDelta(index, signature=signature, origin=origin or FAMILY)]
         return []  # citations_delta and friends have no canonical form
 
     def finish(self) -> list[StreamEvent]:

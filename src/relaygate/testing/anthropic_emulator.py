@@ -96,7 +96,7 @@ class AnthropicEmulator(Emulator):
             return denied
         data = [
             {"type": "model", "id": m, "display_name": m.replace("-", " ").title(),
-             "created_at": "2025-09-29T00:00:00Z"}
+             "created_at": "2025-09-29T00:00:00Z", "lifecycle": "active"}
             for m in self.models
         ]
         return web.json_response(
