@@ -1153,8 +1153,8 @@ def _content_part(block: dict[str, Any]) -> ContentPart | None:
                             _json_text(block.get("input") or {}))
     if kind == "thinking":
         origin, signature = _unwrap_signature(block.get("signature"))
-        return ThinkingPart(text=block.get("thinking") or "", signature=signature,
-                            origin=origin or FAMILY)
+        # Unsigned thinking (some compatible servers) has no family that could verify it.
+        return ThinkingPart(text=block.get("thinking") or "", signature=signature, origin=origin)
     if kind == "redacted_thinking":
         origin, data = _unwrap_signature(block.get("data"))
         return ThinkingPart(redacted=data or "", origin=origin or FAMILY)
