@@ -84,7 +84,7 @@ def from_jsonable(hint: Any, value: Any) -> Any:
         return c.GatewayError(kind, value.pop("message"), **value)
     if isinstance(hint, type) and issubclass(hint, enum.Enum):
         return hint(value)
-    if dataclasses.is_dataclass(hint):
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         hints = typing.get_type_hints(hint, vars(c))
         return hint(**{k: from_jsonable(hints[k], v) for k, v in value.items()})
     return value

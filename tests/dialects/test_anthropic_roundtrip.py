@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import base64
 import string
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 from hypothesis import HealthCheck, given, settings
@@ -99,7 +99,8 @@ def requests(draw: st.DrawFn) -> c.Request:
     tools = draw(st.lists(tool_spec, max_size=3, unique_by=lambda t: t.name))
     choice = None
     if tools:  # tool_choice is only sent alongside tools
-        mode = draw(st.sampled_from(["auto", "none", "required", "tool"]))
+        mode: Literal["auto", "none", "required", "tool"] = draw(
+            st.sampled_from(["auto", "none", "required", "tool"]))
         choice = c.ToolChoice(
             mode=mode,
             name=tools[0].name if mode == "tool" else None,

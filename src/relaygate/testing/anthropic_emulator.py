@@ -57,6 +57,10 @@ class AnthropicEmulator(Emulator):
         )
         self._counter = 0
 
+    async def __aenter__(self) -> AnthropicEmulator:
+        await self.start()
+        return self
+
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/messages", self.messages)
         app.router.add_post("/v1/messages/count_tokens", self.count_tokens)
