@@ -16,10 +16,20 @@ Reasoning items become :class:`ThinkingPart` with ``origin="openai"``: summary t
 ``encrypted_content`` as ``redacted``. In a stream the encrypted content is only final in
 ``response.output_item.done`` (the spec warns the ``added`` copy may be incomplete), so the
 parser carries it as ``ThinkingDelta.signature``; both fields are read back when building.
+Only reasoning that carries encrypted content is sent upstream (an id alone points at state
+stored under one OpenAI organisation).
+
+Thinking signed by another family (an Anthropic signature, a redacted block) reaches a
+Responses client as a reasoning item whose ``encrypted_content`` is a relaygate envelope
+(``relaygate.v1.`` + base64url JSON of origin, signature, redacted). When the client sends it
+back, it is decoded to the original family's part, so a Responses client can drive Claude
+through tool loops; the envelope is never sent to OpenAI and no signature is made up.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import logging
 import re
 from typing import Any, Literal
@@ -210,6 +220,41 @@ def _opt_dict(obj: dict[str, Any], key: str, param: str) -> dict[str, Any] | Non
     if value is not None and not isinstance(value, dict):
         raise invalid(f"Invalid type for '{param}': expected an object, got {_type_name(value)}.", param)
     return value
+
+
+ENVELOPE_PREFIX = "relaygate.v1."
+
+
+def _envelope(origin: str | None, signature: str | None, redacted: str | None) -> str:
+    payload = orjson.dumps({"origin": origin, "signature": signature, "redacted": redacted})
+    return ENVELOPE_PREFIX + base64.urlsafe_b64encode(payload).decode()
+
+
+def _thinking(text: str, encrypted: str | None, item_id: str | None) -> ThinkingPart:
+    """A reasoning item → :class:`ThinkingPart`, opening relaygate envelopes."""
+    if encrypted and encrypted.startswith(ENVELOPE_PREFIX):
+        try:
+            data = orjson.loads(base64.urlsafe_b64decode(encrypted[len(ENVELOPE_PREFIX) :]))
+        except (binascii.Error, ValueError):
+            data = None
+        if isinstance(data, dict):
+            def field(key: str) -> str | None:
+                value = data.get(key)
+                return value if isinstance(value, str) else None
+
+            return ThinkingPart(text=text, signature=field("signature"), redacted=field("redacted"),
+                                origin=field("origin"))
+        return ThinkingPart(text=text)  # a damaged envelope: keep the text, trust nothing
+    return ThinkingPart(text=text, redacted=encrypted, origin=ORIGIN, id=item_id)
+
+
+def _encrypted_for(origin: str | None, signature: str | None, redacted: str | None) -> str | None:
+    """What goes in ``encrypted_content`` for a thinking part rendered to a Responses client."""
+    if origin == ORIGIN:
+        return signature or redacted
+    if signature or redacted:
+        return _envelope(origin, signature, redacted)
+    return None
 
 
 def _split_data_url(url: str) -> tuple[str | None, str]:
@@ -451,11 +496,10 @@ def _parse_reasoning(item: dict[str, Any], p: str) -> ThinkingPart:
         for c in item.get("content") or []:
             if isinstance(c, dict) and isinstance(c.get("text"), str):
                 texts.append(c["text"])
-    return ThinkingPart(
-        text="\n\n".join(texts),
-        redacted=_opt_str(item, "encrypted_content", f"{p}.encrypted_content"),
-        origin=ORIGIN,
-        id=_opt_str(item, "id", f"{p}.id"),
+    return _thinking(
+        "\n\n".join(texts),
+        _opt_str(item, "encrypted_content", f"{p}.encrypted_content"),
+        _opt_str(item, "id", f"{p}.id"),
     )
 
 
@@ -695,8 +739,8 @@ def _build_assistant(message: Message, items: list[dict[str, Any]], dropped: lis
             )
         elif isinstance(part, ThinkingPart):
             encrypted = part.redacted or part.signature
-            # Only OpenAI's own reasoning goes back, and only when it can be resolved.
-            if part.origin != ORIGIN or not (encrypted or part.id):
+            # Only OpenAI's own reasoning goes back, and only with its encrypted content.
+            if part.origin != ORIGIN or not encrypted:
                 dropped.append(f"thinking part (origin {part.origin})")
                 continue
             reasoning: dict[str, Any] = {"type": "reasoning"}
@@ -705,8 +749,7 @@ def _build_assistant(message: Message, items: list[dict[str, Any]], dropped: lis
             reasoning["summary"] = (
                 [{"type": "summary_text", "text": part.text}] if part.text else []
             )
-            if encrypted:
-                reasoning["encrypted_content"] = encrypted
+            reasoning["encrypted_content"] = encrypted
             items.append(reasoning)
         else:
             dropped.append(f"{part.type} part in an assistant message")
@@ -822,8 +865,7 @@ def _output_items(response_id: str, content: list[ContentPart]) -> list[dict[str
                 }
             )
         elif isinstance(part, ThinkingPart):
-            # Another family's signature is never passed off as OpenAI encrypted content.
-            encrypted = (part.redacted or part.signature) if part.origin == ORIGIN else None
+            encrypted = _encrypted_for(part.origin, part.signature, part.redacted)
             items.append(
                 _reasoning_item(part.id or _item_id("rs", response_id, len(items)), part.text, encrypted)
             )
@@ -937,12 +979,7 @@ def parse_response(body: dict[str, Any]) -> Response:
         elif kind == "reasoning":
             texts = [s.get("text") or "" for s in item.get("summary") or [] if isinstance(s, dict)]
             content.append(
-                ThinkingPart(
-                    text="\n\n".join(texts),
-                    redacted=item.get("encrypted_content") or None,
-                    origin=ORIGIN,
-                    id=item.get("id"),
-                )
+                _thinking("\n\n".join(texts), item.get("encrypted_content") or None, item.get("id"))
             )
         else:
             log.debug("openai-responses response: dropped %s output item", kind)
@@ -963,12 +1000,18 @@ def parse_response(body: dict[str, Any]) -> Response:
 
 # --------------------------------------------------------------------------- errors and models
 
-_SECRET = re.compile(r"\b(sk|pk|rk|sess)-[A-Za-z0-9_\-*]{4,}|\bAIza[0-9A-Za-z_\-]{20,}|(Bearer )\S+")
+_SECRETS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"\b(sk|pk|rk|sess)-[A-Za-z0-9_\-*]{4,}"), r"\1-***"),
+    (re.compile(r"\bAIza[0-9A-Za-z_\-]{20,}"), "AIza***"),
+    (re.compile(r"\b(Bearer\s+)\S+"), r"\1***"),
+)
 
 
 def _redact(message: str) -> str:
     """API keys never travel in messages (OpenAI echoes a masked key on 401)."""
-    return _SECRET.sub(lambda m: f"{m.group(2) or (m.group(1) or 'key') + '-'}***", message)
+    for pattern, replacement in _SECRETS:
+        message = pattern.sub(replacement, message)
+    return message
 
 
 def render_error(err: GatewayError) -> bytes:
@@ -1032,7 +1075,8 @@ def render_models(models: list[ModelInfo]) -> bytes:
 class _Open:
     """One canonical block being rendered as an output item."""
 
-    __slots__ = ("call_id", "chunks", "item_id", "kind", "name", "origin", "output_index", "secret")
+    __slots__ = ("call_id", "chunks", "item_id", "kind", "name", "origin", "output_index",
+                 "redacted", "signature")
 
     def __init__(self, kind: str, output_index: int, item_id: str) -> None:
         self.kind = kind
@@ -1042,7 +1086,8 @@ class _Open:
         self.name = ""
         self.chunks: list[str] = []
         self.origin: str | None = None
-        self.secret: str | None = None
+        self.signature: str | None = None
+        self.redacted: str | None = None
 
 
 class StreamRenderer:
@@ -1064,10 +1109,11 @@ class StreamRenderer:
         self.blocks: dict[int, _Open] = {}
 
     def _event(self, kind: str, fields: dict[str, Any]) -> bytes:
-        fields["type"] = kind
-        fields["sequence_number"] = self.seq
+        payload: dict[str, Any] = {"type": kind}  # type first, as the API writes it
+        payload.update(fields)
+        payload["sequence_number"] = self.seq
         self.seq += 1
-        return encode(orjson.dumps(fields), kind)
+        return encode(orjson.dumps(payload), kind)
 
     def _snapshot(self, status: str, incomplete: str | None = None,
                   error: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -1143,7 +1189,7 @@ class StreamRenderer:
         if kind == "thinking_start":
             assert isinstance(event, ThinkingStart)
             block = self._open("reasoning", "rs", event.index)
-            block.secret = event.redacted
+            block.redacted = event.redacted
             return out + self._added(block, {"id": block.item_id, "type": "reasoning", "summary": []})
         if kind == "block_stop":
             assert isinstance(event, BlockStop)
@@ -1196,7 +1242,7 @@ class StreamRenderer:
         if event.origin is not None:
             block.origin = event.origin
         if event.signature:
-            block.secret = event.signature
+            block.signature = event.signature
         if not event.text:
             return b""
         out = b""
@@ -1233,7 +1279,7 @@ class StreamRenderer:
                                   {**ids, "summary_index": 0, "text": text})
                 out += self._event("response.reasoning_summary_part.done",
                                    {**ids, "summary_index": 0, "part": part})
-            secret = block.secret if block.origin == ORIGIN else None
+            secret = _encrypted_for(block.origin, block.signature, block.redacted)
             item = _reasoning_item(block.item_id, text, secret)
         self.output[block.output_index] = item
         return out + self._event("response.output_item.done",
