@@ -1098,6 +1098,7 @@ class StreamRenderer:
     """
 
     def __init__(self, model: str) -> None:
+        self._call_ids: set[str] = set()
         self.model = model
         self.id = ""
         self.created = 0
@@ -1182,9 +1183,18 @@ class StreamRenderer:
         if kind == "tool_call_start":
             assert isinstance(event, ToolCallStart)
             block = self._open("function_call", "fc", event.index)
-            block.call_id, block.name = event.id, event.name
+            # Clients key output items by call_id; an upstream that repeats one would make
+            # the SDK's accumulator reject the stream, so repeats get a suffix.
+            seen = self._call_ids
+            call_id = event.id
+            n = 2
+            while call_id in seen:
+                call_id = f"{event.id}_{n}"
+                n += 1
+            seen.add(call_id)
+            block.call_id, block.name = call_id, event.name
             item = {"id": block.item_id, "type": "function_call", "status": "in_progress",
-                    "call_id": event.id, "name": event.name, "arguments": ""}
+                    "call_id": call_id, "name": event.name, "arguments": ""}
             return out + self._added(block, item)
         if kind == "thinking_start":
             assert isinstance(event, ThinkingStart)
