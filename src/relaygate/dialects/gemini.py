@@ -1070,6 +1070,9 @@ class GeminiStreamRenderer:
             return self._chunk({"functionCall": {"id": call[0], "name": call[1], "args": args}})
         if isinstance(event, MessageStart):
             self._id = event.id
+            if event.usage is not None:  # e.g. Anthropic's input count in message_start
+                self._usage = Usage()
+                self._usage.merge(event.usage)
             return b""
         if isinstance(event, UsageEvent):
             if self._usage is None:
@@ -1439,14 +1442,16 @@ class GeminiStreamWatch:
             return
         buf = self._buf + chunk if self._buf else chunk
         end = buf.rfind(b"\n")
-        tail = buf[end + 1 :]
-        if tail.rstrip().endswith(b"]"):  # the end of a JSON-array stream needs no newline
-            end = len(buf)
-            tail = b""
-        self._buf = tail
-        if end < 0:
-            return
-        done = buf[:end]
+        self._buf = buf[end + 1 :]
+        if end >= 0:
+            self._scan(buf[:end])
+        tail = self._buf
+        if not self.complete and tail.rstrip().endswith(b"]"):
+            # A JSON-array stream may end without a newline; a partial line never parses.
+            if isinstance(_json_line(tail), dict):
+                self._scan(tail)
+
+    def _scan(self, done: bytes) -> None:
         at = done.rfind(b'"usageMetadata"')
         if at >= 0:
             self._pending = _line_at(done, at)
