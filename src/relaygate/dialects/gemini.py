@@ -1446,10 +1446,13 @@ class GeminiStreamWatch:
         if end >= 0:
             self._scan(buf[:end])
         tail = self._buf
-        if not self.complete and tail.rstrip().endswith(b"]"):
-            # A JSON-array stream may end without a newline; a partial line never parses.
-            if isinstance(_json_line(tail), dict):
-                self._scan(tail)
+        # A JSON-array stream may end without a newline; a partial line never parses.
+        if (
+            not self.complete
+            and tail.rstrip().endswith(b"]")
+            and isinstance(_json_line(tail), dict)
+        ):
+            self._scan(tail)
 
     def _scan(self, done: bytes) -> None:
         at = done.rfind(b'"usageMetadata"')

@@ -76,6 +76,10 @@ class GeminiEmulator(Emulator):
         super().__init__(models=models or ["gemini-2.5-flash", "gemini-2.5-pro"], api_key=api_key)
         self._counter = 0
 
+    async def __aenter__(self) -> GeminiEmulator:
+        await self.start()
+        return self
+
     def routes(self, app: web.Application) -> None:
         for version in ("/v1beta", "/v1"):
             app.router.add_get(f"{version}/models", self.list_models)
