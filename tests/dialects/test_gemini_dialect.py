@@ -74,6 +74,40 @@ def test_build_request_logs_dropped_fields(caplog: pytest.LogCaptureFixture) -> 
     assert body["generationConfig"]["thinkingConfig"] == {"includeThoughts": True}
 
 
+@pytest.mark.parametrize(
+    ("thinking", "model", "expected"),
+    [
+        (ThinkingConfig(effort="high"), "gemini-3-pro-preview", {"thinkingLevel": "HIGH"}),
+        (ThinkingConfig(effort="high"), "gemini-2.5-pro", {"thinkingBudget": 24576}),
+        (
+            ThinkingConfig(effort="low", budget_tokens=900),
+            "gemini-3-flash",
+            {"thinkingLevel": "LOW"},
+        ),
+        (
+            ThinkingConfig(effort="low", budget_tokens=900),
+            "gemini-2.5-flash",
+            {"thinkingBudget": 900},
+        ),
+        (ThinkingConfig(budget_tokens=900), "gemini-3-pro-preview", {"thinkingBudget": 900}),
+        (
+            ThinkingConfig(adaptive=True, effort="medium"),
+            "gemini-3-pro",
+            {"thinkingLevel": "MEDIUM"},
+        ),
+        (ThinkingConfig(adaptive=True), "gemini-2.5-flash", {"thinkingBudget": -1}),
+        (ThinkingConfig(enabled=False, effort="high"), "gemini-3-pro", {"thinkingBudget": 0}),
+    ],
+)
+def test_thinking_sends_a_level_or_a_budget(
+    thinking: ThinkingConfig, model: str, expected: dict[str, object]
+) -> None:
+    request = Request("m", [Message(Role.USER, [TextPart("x")])], thinking=thinking)
+    config = gemini.build_request(request, model)["generationConfig"]["thinkingConfig"]
+    config.pop("includeThoughts", None)
+    assert config == expected
+
+
 def test_effort_none_disables_thinking() -> None:
     request = Request(
         "m", [Message(Role.USER, [TextPart("x")])], thinking=ThinkingConfig(effort="none")

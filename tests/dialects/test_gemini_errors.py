@@ -26,6 +26,7 @@ BAD: list[tuple[Any, str | None]] = [
     ({"contents": []}, "contents"),
     ({"contents": ["hi"]}, "contents[0]"),
     ({"contents": [{"role": "assistant", "parts": [{"text": "hi"}]}]}, "contents[0].role"),
+    ({"contents": [{"role": ["user"], "parts": []}]}, "contents[0].role"),
     ({"contents": [{"role": "user"}]}, "contents[0].parts"),
     ({"contents": [{"role": "user", "parts": {"text": "hi"}}]}, "contents[0].parts"),
     (with_contents("hi"), "contents[0].parts[0]"),

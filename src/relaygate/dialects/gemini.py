@@ -140,6 +140,9 @@ EFFORT_TO_LEVEL: dict[str, str] = {
     "xhigh": "HIGH",
     "max": "HIGH",
 }
+# For models without thinkingLevel (Gemini 2.x): roughly what each level spends.
+EFFORT_TO_BUDGET: dict[str, int] = {"MINIMAL": 512, "LOW": 1024, "MEDIUM": 8192, "HIGH": 24576}
+LEVEL_MODELS = re.compile(r"gemini-([3-9]|\d\d)")  # model ids that take thinkingLevel
 KIND_TO_STATUS: dict[ErrorKind, str] = {
     ErrorKind.INVALID_REQUEST: "INVALID_ARGUMENT",
     ErrorKind.AUTHENTICATION: "UNAUTHENTICATED",
@@ -391,7 +394,7 @@ def _parse_contents(contents: list[Any], ids: _Ids) -> list[Message]:
     for i, raw in enumerate(contents):
         content = _dict(raw, f"contents[{i}]")
         role = content.get("role") or "user"
-        if role not in ROLE_TO_CANONICAL:
+        if not isinstance(role, str) or role not in ROLE_TO_CANONICAL:
             raise invalid(f"contents[{i}].role must be 'user' or 'model'", f"contents[{i}].role")
         if "parts" not in content:
             raise invalid(f"contents[{i}].parts is required", f"contents[{i}].parts")
@@ -755,23 +758,29 @@ def _render_parts(
 # ----------------------------------------------------------------------------- request: canonical → upstream
 
 
-def _thinking_config(thinking: ThinkingConfig, include: bool, dropped: list[str]) -> dict[str, Any]:
+def _thinking_config(
+    thinking: ThinkingConfig, include: bool, levels: bool, dropped: list[str]
+) -> dict[str, Any]:
+    """``levels``: the model takes ``thinkingLevel`` (Gemini 3+). Gemini refuses a request that
+    sets both ``thinkingLevel`` and ``thinkingBudget``, so exactly one of them is sent."""
     if not thinking.enabled:
         return {"thinkingBudget": 0}
     config: dict[str, Any] = {}
-    if thinking.budget_tokens is not None:
+    effort = thinking.effort.lower() if thinking.effort is not None else None
+    if effort == "none":
+        return {"thinkingBudget": 0}
+    level = EFFORT_TO_LEVEL.get(effort) if effort is not None else None
+    if effort is not None and level is None:
+        dropped.append(f"thinking.effort={thinking.effort}")
+    if level is not None and (levels or thinking.budget_tokens is None):
+        if levels:
+            config["thinkingLevel"] = level
+        else:  # Gemini 2.x only has budgets
+            config["thinkingBudget"] = EFFORT_TO_BUDGET[level]
+    elif thinking.budget_tokens is not None:
         config["thinkingBudget"] = thinking.budget_tokens
     elif thinking.adaptive:
         config["thinkingBudget"] = -1
-    if thinking.effort is not None:
-        effort = thinking.effort.lower()
-        if effort == "none":
-            return {"thinkingBudget": 0}
-        level = EFFORT_TO_LEVEL.get(effort)
-        if level is None:
-            dropped.append(f"thinking.effort={thinking.effort}")
-        else:
-            config["thinkingLevel"] = level
     if include:
         config["includeThoughts"] = True
     return config
@@ -865,7 +874,8 @@ def build_request(request: Request, native_model: str) -> dict[str, Any]:
     native = request.source_dialect == NAME
     if request.thinking is not None:
         include = not (native and request.extras.get("includeThoughts") is False)
-        generation["thinkingConfig"] = _thinking_config(request.thinking, include, dropped)
+        levels = LEVEL_MODELS.search(native_model) is not None
+        generation["thinkingConfig"] = _thinking_config(request.thinking, include, levels, dropped)
     if native:
         _merge_extras(body, generation, request.extras)
     elif request.extras:
@@ -1256,7 +1266,7 @@ class GeminiStreamParser:
     text and thoughts arrive as deltas, function calls whole, the last chunk has
     ``finishReason``. Only candidate 0 is followed."""
 
-    __slots__ = ("_done", "_ids", "_index", "_open", "_started", "_tool_seen", "_usage")
+    __slots__ = ("_done", "_ids", "_index", "_meta", "_open", "_started", "_tool_seen")
 
     def __init__(self) -> None:
         self._started = False
@@ -1264,7 +1274,7 @@ class GeminiStreamParser:
         self._index = -1
         self._open: str | None = None  # "text" | "thinking" while such a block is open
         self._ids = _Ids()
-        self._usage: Usage | None = None
+        self._meta: Any = None  # the latest usageMetadata; Gemini repeats it on every chunk
         self._tool_seen = False
 
     def feed(self, event: SSEEvent) -> list[StreamEvent]:
@@ -1297,14 +1307,14 @@ class GeminiStreamParser:
         out: list[StreamEvent] = []
         meta = obj.get("usageMetadata")
         if meta is not None:
-            self._usage = _usage(meta)
+            self._meta = meta
         if not self._started:
             self._started = True
             start_usage = None
-            if self._usage is not None:  # Gemini reports the prompt size from the first chunk
+            if meta is not None:  # Gemini reports the prompt size from the first chunk
+                first = _usage(meta)
                 start_usage = Usage(
-                    input_tokens=self._usage.input_tokens,
-                    cache_read_tokens=self._usage.cache_read_tokens,
+                    input_tokens=first.input_tokens, cache_read_tokens=first.cache_read_tokens
                 )
             out.append(
                 MessageStart(
@@ -1328,8 +1338,8 @@ class GeminiStreamParser:
         blocked = isinstance(feedback, dict) and feedback.get("blockReason") is not None
         if finish is not None or blocked:
             self._close(out)
-            if self._usage is not None:
-                out.append(UsageEvent(self._usage))
+            if self._meta is not None:
+                out.append(UsageEvent(_usage(self._meta)))
             out.append(MessageStop(_stop(finish, self._tool_seen, blocked)))
             self._done = True
         return out
