@@ -130,7 +130,13 @@ async def generate(
             client=info.dialect,
             body=info.body,
             stream=info.stream,
-            ctx=CallContext(info.request_id, gw.timeouts, app.loop_guard, info.headers, info.path),
+            ctx=CallContext(
+                info.request_id,
+                plan.timeouts or gw.timeouts,
+                app.loop_guard,
+                info.headers,
+                info.path,
+            ),
             include_usage=info.include_usage,
             want_canonical=plan.strategy == "consensus",
         )
