@@ -94,7 +94,9 @@ class CircuitBreaker:
 
     def failure(self) -> None:
         self.failures += 1
-        if self.state == HALF_OPEN or (self.state == CLOSED and self.failures >= self.config.failure_threshold):
+        if self.state == HALF_OPEN or (
+            self.state == CLOSED and self.failures >= self.config.failure_threshold
+        ):
             self._open()
 
     def release(self) -> None:
