@@ -30,6 +30,7 @@ from relaygate.canonical import (
 )
 from relaygate.dialects import Dialect
 from relaygate.dialects.sse import SSEDecoder
+from relaygate.redact import redact
 from relaygate.routing.router import Target
 
 
@@ -77,6 +78,13 @@ class Call:
 
 def _stream_error_in(first: bytes, client: Dialect) -> GatewayError | None:
     """An upstream that answers 200 and then an error event (or garbage) as its first chunk."""
+    if first.lstrip().startswith(b"{"):
+        # A JSON document where an event stream was asked for: an error body under a 200.
+        err = client.parse_error(502, first)
+        err.message = "upstream answered the stream request with a JSON body: " + redact(
+            err.message
+        )
+        return err
     parser = client.make_parser()
     for sse in SSEDecoder().feed(first):
         for event in parser.feed(sse):
