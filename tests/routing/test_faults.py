@@ -293,3 +293,27 @@ async def test_loop_guard_refused() -> None:
             assert r.status == 508
         await chat(gw, http, "a/gpt-4o-mini")
     assert a.requests[-1].headers["x-relaygate-loop-guard"] == gw.app.loop_guard
+
+
+@pytest.mark.parametrize("strategy", ["race", "hedge", "fallback"])
+async def test_client_disconnect_before_first_byte_cancels_every_attempt(strategy: str) -> None:
+    async with upstreams(2) as (a, b):
+        a.script(Reply(first_delay=5))
+        b.script(Reply(first_delay=5))
+        route = {"strategy": strategy, "hedge_delay": 0.01}
+        if strategy != "hedge":
+            route.pop("hedge_delay")
+        async with serve_gateway(config([a, b], route)) as gw, aiohttp.ClientSession() as http:
+            body = {"model": "r", "messages": MSG, "stream": True}
+            with contextlib.suppress(TimeoutError):
+                async with http.post(
+                    gw.url + "/v1/chat/completions",
+                    json=body,
+                    timeout=aiohttp.ClientTimeout(total=0.3),
+                ) as r:
+                    await r.read()
+            expected = 1 if strategy == "fallback" else 2
+            assert await a.wait_for_disconnects(1)
+            if expected == 2:
+                assert await b.wait_for_disconnects(1)
+            assert len(b.requests) == expected - 1  # fallback never reached b
