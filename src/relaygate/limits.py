@@ -140,7 +140,7 @@ class RateLimiter:
         try:
             if ledger is not None and ledger.queue.qsize():
                 await asyncio.wait_for(ledger.flush(), 1.0)
-            value = await store.spend(key_id)
+            value = float(await store.spend(key_id))
         except Exception as exc:  # the store is down: keep the local count (fail open)
             log.debug("budget refresh failed for %s: %s", key_id, exc)
             return cached[1] if cached else 0.0
