@@ -140,6 +140,7 @@ class ProviderManager:
         self.last_health: dict[str, dict[str, Any]] = {}
         self._lock = asyncio.Lock()
         self._retired: set[asyncio.Task[None]] = set()
+        self._retiring: list[Backend] = []
 
     @classmethod
     def from_config(
@@ -448,7 +449,7 @@ class ProviderManager:
                     await self.store.save_provider(
                         spec.name,
                         spec.kind,
-                        clean.model_dump(exclude={"api_key"}, by_alias=False),
+                        clean.model_dump(exclude={"api_key"}, by_alias=True),
                         secret=secret,
                         enabled=spec.enabled,
                         default_model=spec.default_model,
@@ -473,9 +474,9 @@ class ProviderManager:
                 "INVALID_REQUEST",
                 f"provider {name!r} comes from the config file — edit relaygate.yaml and reload.",
             )
-        data = reg.spec.model_dump(by_alias=False)
+        data = reg.spec.model_dump(by_alias=True)
         data.update(changes.model_dump(exclude_none=True))
-        spec = ProviderSpec.model_validate({**data, "type": data.pop("kind")})
+        spec = ProviderSpec.model_validate(data)
         return await self.register(spec, replacing=True)
 
     async def _stored_secret(self, name: str) -> str | None:
@@ -576,8 +577,13 @@ class ProviderManager:
             return
         wait = self.gateway.config.server.shutdown_grace_seconds if delay is None else delay
 
+        self._retiring.extend(backends)
+
         async def later() -> None:
             await asyncio.sleep(wait)
+            for b in backends:
+                if b in self._retiring:
+                    self._retiring.remove(b)
             await asyncio.gather(*(b.aclose() for b in backends), return_exceptions=True)
 
         task = asyncio.get_running_loop().create_task(later())
@@ -595,7 +601,8 @@ class ProviderManager:
         for task in list(self._retired):
             task.cancel()
         await asyncio.gather(*self._retired, return_exceptions=True)
-        backends = {id(b): b for b in self.gateway.backends.values()}
+        backends = {id(b): b for b in [*self.gateway.backends.values(), *self._retiring]}
+        self._retiring.clear()
         for reg in self.runtime.values():
             backends[id(reg.backend)] = reg.backend
         await asyncio.gather(*(b.aclose() for b in backends.values()), return_exceptions=True)
