@@ -7,9 +7,9 @@ import uuid
 from typing import Any
 
 import pytest
+from tests.conftest import openai_backend
 
 from relaygate.testing import OpenAIEmulator
-from tests.conftest import openai_backend
 
 MASTER = "master-secret-7f3a9c2e1b"
 PG_URL = "postgresql://postgres@127.0.0.1:5432/test"

@@ -5,7 +5,16 @@ from __future__ import annotations
 import aiohttp
 import pytest
 from tests.conftest import serve_gateway
-from tests.opskit import MASTER, PG_URL, REDIS_URL, auth, chat, need_postgres, need_redis, ops_config
+from tests.opskit import (
+    MASTER,
+    PG_URL,
+    REDIS_URL,
+    auth,
+    chat,
+    need_postgres,
+    need_redis,
+    ops_config,
+)
 
 from relaygate.store import Store
 from relaygate.testing import OpenAIEmulator

@@ -35,7 +35,9 @@ async def test_key_rpm_429_with_retry_after_in_each_dialect(
         assert int(headers["Retry-After"]) >= 1
         assert body["error"]["type"] and "2 requests per minute" in body["error"]["message"]
         # The master key is not limited.
-        async with http.post(gw.url + "/v1/chat/completions", json=chat(), headers=auth(MASTER)) as r:
+        async with http.post(
+            gw.url + "/v1/chat/completions", json=chat(), headers=auth(MASTER)
+        ) as r:
             assert r.status == 200
 
 
@@ -46,10 +48,14 @@ async def test_key_tpm_counts_reported_tokens(
     async with serve_gateway(config) as gw, aiohttp.ClientSession() as http:
         key = await gw.app.state["store"].create_key("tpm", tpm=100)
         openai_upstream.script(Reply(text="big", input_tokens=60, output_tokens=50))
-        async with http.post(gw.url + "/v1/chat/completions", json=chat(), headers=auth(key.key)) as r:
+        async with http.post(
+            gw.url + "/v1/chat/completions", json=chat(), headers=auth(key.key)
+        ) as r:
             assert r.status == 200
         await gw.app.state["limiter"].settle()
-        async with http.post(gw.url + "/v1/chat/completions", json=chat(), headers=auth(key.key)) as r:
+        async with http.post(
+            gw.url + "/v1/chat/completions", json=chat(), headers=auth(key.key)
+        ) as r:
             assert r.status == 429
             assert "100 tokens per minute" in (await r.json())["error"]["message"]
             assert "Retry-After" in r.headers
@@ -62,9 +68,13 @@ async def test_budget_exhausted_is_402_naming_the_budget(
     async with serve_gateway(config) as gw, aiohttp.ClientSession() as http:
         key = await gw.app.state["store"].create_key("budgeted", budget=0.01)
         openai_upstream.script(Reply(text="x", input_tokens=10, output_tokens=10))  # $0.03
-        async with http.post(gw.url + "/v1/chat/completions", json=chat(), headers=auth(key.key)) as r:
+        async with http.post(
+            gw.url + "/v1/chat/completions", json=chat(), headers=auth(key.key)
+        ) as r:
             assert r.status == 200
-        async with http.post(gw.url + "/v1/chat/completions", json=chat(), headers=auth(key.key)) as r:
+        async with http.post(
+            gw.url + "/v1/chat/completions", json=chat(), headers=auth(key.key)
+        ) as r:
             assert r.status == 402
             message = (await r.json())["error"]["message"]
         assert "budgeted" in message and "$0.01 budget" in message
@@ -74,7 +84,9 @@ async def test_models_allow_list(openai_upstream: OpenAIEmulator, tmp_path: Path
     config = ops_config(openai_upstream, f"sqlite:///{tmp_path / 'l.db'}")
     async with serve_gateway(config) as gw, aiohttp.ClientSession() as http:
         key = await gw.app.state["store"].create_key("scoped", models=["emu/gpt-4o*"])
-        async with http.post(gw.url + "/v1/chat/completions", json=chat(), headers=auth(key.key)) as r:
+        async with http.post(
+            gw.url + "/v1/chat/completions", json=chat(), headers=auth(key.key)
+        ) as r:
             assert r.status == 200
         async with http.post(
             gw.url + "/v1/chat/completions", json=chat("emu/o3"), headers=auth(key.key)
@@ -85,7 +97,9 @@ async def test_models_allow_list(openai_upstream: OpenAIEmulator, tmp_path: Path
 
 async def test_backend_rpm(openai_upstream: OpenAIEmulator, tmp_path: Path) -> None:
     config = ops_config(
-        openai_upstream, f"sqlite:///{tmp_path / 'l.db'}", auth=False,
+        openai_upstream,
+        f"sqlite:///{tmp_path / 'l.db'}",
+        auth=False,
         limits={"backends": {"emu": {"rpm": 1}}},
     )
     async with serve_gateway(config) as gw, aiohttp.ClientSession() as http:

@@ -48,10 +48,22 @@ async def test_no_secret_in_any_log_line_or_response(
             ("POST", url, auth(MASTER), {"model": "emu/x", "messages": "x" * 5000}),  # 413
             ("GET", gw.url + "/api/providers", auth(vkey), None),
             ("GET", gw.url + "/api/providers", auth(MASTER), None),
-            ("POST", gw.url + "/api/providers/register", auth(MASTER),
-             {"name": "rt", "base_url": openai_upstream.base_url + "/v1", "api_key": RUNTIME_KEY}),
-            ("POST", gw.url + "/api/providers/register", auth(MASTER),
-             {"name": "bad name", "api_key": RUNTIME_KEY}),
+            (
+                "POST",
+                gw.url + "/api/providers/register",
+                auth(MASTER),
+                {
+                    "name": "rt",
+                    "base_url": openai_upstream.base_url + "/v1",
+                    "api_key": RUNTIME_KEY,
+                },
+            ),
+            (
+                "POST",
+                gw.url + "/api/providers/register",
+                auth(MASTER),
+                {"name": "bad name", "api_key": RUNTIME_KEY},
+            ),
             ("GET", gw.url + "/api/providers/rt", auth(MASTER), None),
             ("GET", gw.url + "/api/providers/emu", auth(MASTER), None),
             ("GET", gw.url + "/api/providers/health", auth(MASTER), None),
@@ -63,7 +75,9 @@ async def test_no_secret_in_any_log_line_or_response(
             async with http.request(method, target, headers=headers, json=body) as r:
                 await record(r)
         async with http.post(
-            gw.url + "/api/generate", headers=auth(MASTER), json={"prompt": "x", "provider": "rt", "model": "gpt-4o-mini"},
+            gw.url + "/api/generate",
+            headers=auth(MASTER),
+            json={"prompt": "x", "provider": "rt", "model": "gpt-4o-mini"},
         ) as r:
             await record(r)
             # The emulator expects another key: the upstream 401 comes back without any key.

@@ -79,7 +79,9 @@ def keys_list(config: ConfigOpt = None) -> None:
     table.add_column("id", no_wrap=True)
     for k in rows:
         table.add_row(
-            k["name"], str(k["rpm"] or "-"), str(k["tpm"] or "-"),
+            k["name"],
+            str(k["rpm"] or "-"),
+            str(k["tpm"] or "-"),
             f"${k['budget']:.2f}" if k["budget"] is not None else "-",
             ", ".join(k["models"] or []) or "any",
             time.strftime("%Y-%m-%d %H:%M", time.localtime(k["created"])),
@@ -109,13 +111,19 @@ def usage(
         raise typer.Exit(1)
     since = time.time() - hours * 3600 if hours else None
     rows = _run(config, lambda s: s.usage_summary(since=since, group_by=by))
-    table = Table(by, "requests", "errors", "input", "output", "cache read", "reasoning",
-                  "cost $", "avg ms")
+    table = Table(
+        by, "requests", "errors", "input", "output", "cache read", "reasoning", "cost $", "avg ms"
+    )
     for r in rows:
         table.add_row(
-            str(r["group"]), str(r["requests"]), str(r["errors"] or 0), str(r["input_tokens"] or 0),
-            str(r["output_tokens"] or 0), str(r["cache_read_tokens"] or 0),
-            str(r["reasoning_tokens"] or 0), f"{r['cost'] or 0:.6f}",
+            str(r["group"]),
+            str(r["requests"]),
+            str(r["errors"] or 0),
+            str(r["input_tokens"] or 0),
+            str(r["output_tokens"] or 0),
+            str(r["cache_read_tokens"] or 0),
+            str(r["reasoning_tokens"] or 0),
+            f"{r['cost'] or 0:.6f}",
             f"{r['avg_latency_ms'] or 0:.1f}",
         )
     out.print(table)
@@ -129,8 +137,13 @@ def providers(config: ConfigOpt = None) -> None:
     for b in cfg.plugins.backends:
         table.add_row(b.id, b.kind, "config", str(b.config.get("base_url") or "(default)"), "-")
     for p in stored:
-        table.add_row(p["name"], p["kind"], "runtime", str(p["config"].get("base_url") or
-                      "(default)"), "encrypted" if p["secret"] else "none")
+        table.add_row(
+            p["name"],
+            p["kind"],
+            "runtime",
+            str(p["config"].get("base_url") or "(default)"),
+            "encrypted" if p["secret"] else "none",
+        )
     out.print(table)
 
 

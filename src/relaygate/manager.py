@@ -457,14 +457,18 @@ class ProviderManager:
                 except StoreUnavailable as exc:
                     await backend.aclose()
                     raise ProviderError(
-                        "INTERNAL_ERROR", f"the store is unavailable, nothing registered: {exc}", 503
+                        "INTERNAL_ERROR",
+                        f"the store is unavailable, nothing registered: {exc}",
+                        503,
                     ) from None
             old = self.runtime.get(spec.name)
             self.runtime[spec.name] = Registered(clean, backend, bool(api_key))
             await self._apply()
             if old is not None:
                 self._retire([old.backend])
-            return self.describe(spec.name) if spec.enabled else {"name": spec.name, "enabled": False}
+            return (
+                self.describe(spec.name) if spec.enabled else {"name": spec.name, "enabled": False}
+            )
 
     async def update(self, name: str, changes: ProviderUpdate) -> dict[str, Any]:
         reg = self.runtime.get(name)
@@ -593,8 +597,11 @@ class ProviderManager:
     def retire_gateway(self, old: Gateway) -> None:
         """After a reload: close the old config backends (not the run-time ones, still in use)."""
         self._retire(
-            [b for name, b in old.backends.items() if self.runtime.get(name, None) is None
-             or self.runtime[name].backend is not b]
+            [
+                b
+                for name, b in old.backends.items()
+                if self.runtime.get(name, None) is None or self.runtime[name].backend is not b
+            ]
         )
 
     async def close_all(self) -> None:

@@ -15,8 +15,11 @@ from urllib.parse import urlsplit
 
 METADATA_HOSTS = frozenset({"metadata.google.internal", "metadata", "instance-data"})
 METADATA_IPS = frozenset(
-    {ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254"),
-     ipaddress.ip_address("100.100.100.200")}
+    {
+        ipaddress.ip_address("169.254.169.254"),
+        ipaddress.ip_address("fd00:ec2::254"),
+        ipaddress.ip_address("100.100.100.200"),
+    }
 )
 
 
@@ -54,7 +57,9 @@ async def check_base_url(url: str, security: dict[str, Any] | None = None) -> No
     if host in allow_hosts:
         return
     if host in METADATA_HOSTS:
-        raise UnsafeURL(f"{host} is a cloud metadata host — add it to security.allow_hosts to allow it")
+        raise UnsafeURL(
+            f"{host} is a cloud metadata host — add it to security.allow_hosts to allow it"
+        )
     try:
         addresses = [ipaddress.ip_address(host)]
     except ValueError:

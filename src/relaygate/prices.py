@@ -78,7 +78,9 @@ class PriceTable:
                 best = key
         return self.models[best] if best else None
 
-    def cost(self, usage: Usage, selector: str | None, native_id: str | None = None) -> float | None:
+    def cost(
+        self, usage: Usage, selector: str | None, native_id: str | None = None
+    ) -> float | None:
         """USD for ``usage``, or None when the model has no price or nothing was counted."""
         if not usage.input_tokens and not usage.output_tokens:
             return None

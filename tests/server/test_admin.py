@@ -29,9 +29,10 @@ async def call(
 
 async def test_admin_api_end_to_end(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'a.db'}"
-    async with OpenAIEmulator(api_key="sk-test-key-123456") as first, OpenAIEmulator(
-        api_key=PROVIDER_KEY, models=["m-1", "m-2"]
-    ) as second:
+    async with (
+        OpenAIEmulator(api_key="sk-test-key-123456") as first,
+        OpenAIEmulator(api_key=PROVIDER_KEY, models=["m-1", "m-2"]) as second,
+    ):
         async with serve_gateway(ops_config(first, db)) as gw, aiohttp.ClientSession() as http:
             api = gw.url + "/api"
             status, body = await call(http, "GET", api + "/providers")
@@ -39,8 +40,12 @@ async def test_admin_api_end_to_end(tmp_path: Path) -> None:
             assert [p["name"] for p in body["data"]] == ["emu"]
             assert body["data"][0]["source"] == "config"
 
-            reg = {"name": "second", "base_url": second.base_url + "/v1", "api_key": PROVIDER_KEY,
-                   "default_model": "m-2"}
+            reg = {
+                "name": "second",
+                "base_url": second.base_url + "/v1",
+                "api_key": PROVIDER_KEY,
+                "default_model": "m-2",
+            }
             status, body = await call(http, "POST", api + "/providers/register", json=reg)
             assert status == 201, body
             assert body["data"]["models"] == ["second/m-1", "second/m-2"]
@@ -48,7 +53,8 @@ async def test_admin_api_end_to_end(tmp_path: Path) -> None:
 
             # Routed by the hot path at once, through the runtime provider's key.
             async with http.post(
-                gw.url + "/v1/chat/completions", headers=auth(MASTER),
+                gw.url + "/v1/chat/completions",
+                headers=auth(MASTER),
                 json={"model": "second/m-1", "messages": [{"role": "user", "content": "yo"}]},
             ) as r:
                 assert r.status == 200 and r.headers["x-relaygate-backend"] == "second"
@@ -70,7 +76,8 @@ async def test_admin_api_end_to_end(tmp_path: Path) -> None:
             assert body["data"]["usage"]["total_tokens"] > 0
 
             async with http.post(
-                api + "/generate", headers=auth(MASTER),
+                api + "/generate",
+                headers=auth(MASTER),
                 json={"messages": [{"role": "user", "content": "abc"}], "stream": True},
             ) as r:
                 text = await r.text()
@@ -81,8 +88,9 @@ async def test_admin_api_end_to_end(tmp_path: Path) -> None:
             )
             assert status == 200 and body["data"]["content"].startswith("echo:")
 
-            status, body = await call(http, "PUT", api + "/providers/second",
-                                      json={"models": ["m-1"]})
+            status, body = await call(
+                http, "PUT", api + "/providers/second", json={"models": ["m-1"]}
+            )
             assert status == 200 and body["data"]["models"] == ["second/m-1"]
             status, body = await call(http, "PUT", api + "/providers/emu", json={"models": []})
             assert status == 400 and "config file" in body["error"]["message"]
@@ -90,8 +98,9 @@ async def test_admin_api_end_to_end(tmp_path: Path) -> None:
             # Bad input, in the envelope.
             status, body = await call(http, "GET", api + "/providers/ghost")
             assert (status, body["error"]["code"]) == (404, "PROVIDER_NOT_FOUND")
-            status, body = await call(http, "POST", api + "/providers/register",
-                                      json={"name": "x y", "bogus": 1})
+            status, body = await call(
+                http, "POST", api + "/providers/register", json={"name": "x y", "bogus": 1}
+            )
             assert status == 400 and body["error"]["code"] == "INVALID_REQUEST"
             assert "name" in body["error"]["message"] and "bogus" in body["error"]["message"]
             status, body = await call(http, "POST", api + "/providers/register", data=b"{nope")
@@ -116,11 +125,14 @@ async def test_admin_api_end_to_end(tmp_path: Path) -> None:
             assert status == 200 and body["data"]["source"] == "runtime"
             assert body["data"]["default"] is True and body["data"]["has_key"] is True
             async with http.post(
-                gw.url + "/v1/chat/completions", headers=auth(MASTER),
+                gw.url + "/v1/chat/completions",
+                headers=auth(MASTER),
                 json={"model": "second/m-1", "messages": [{"role": "user", "content": "yo"}]},
             ) as r:
                 assert r.status == 200
-            assert second.requests[-1].path.endswith("/chat/completions")  # the emulator checks the key
+            assert second.requests[-1].path.endswith(
+                "/chat/completions"
+            )  # the emulator checks the key
 
 
 async def test_register_key_without_vault_is_refused(
@@ -130,7 +142,9 @@ async def test_register_key_without_vault_is_refused(
     config = ops_config(openai_upstream, f"sqlite:///{tmp_path / 'a.db'}")
     async with serve_gateway(config) as gw, aiohttp.ClientSession() as http:
         status, body = await call(
-            http, "POST", gw.url + "/api/providers/register",
+            http,
+            "POST",
+            gw.url + "/api/providers/register",
             json={"name": "p", "base_url": openai_upstream.base_url, "api_key": "sk-abcdefgh1234"},
         )
     assert status == 400 and "RELAYGATE_VAULT_KEY is not set" in body["error"]["message"]

@@ -24,8 +24,13 @@ async def test_metrics_count_requests_tokens_errors_and_live_gauges(
         async with http.get(gw.url + "/metrics") as r:
             assert r.status == 200
             text = await r.text()
-    assert 'relaygate_requests_total{backend="emu",route="emu/gpt-4o-mini",status="200"} 1.0' in text
-    assert 'relaygate_errors_total{backend="emu",kind="upstream_error",route="emu/gpt-4o-mini",status="502"} 1.0' in text
+    assert (
+        'relaygate_requests_total{backend="emu",route="emu/gpt-4o-mini",status="200"} 1.0' in text
+    )
+    assert (
+        'relaygate_errors_total{backend="emu",kind="upstream_error",route="emu/gpt-4o-mini",status="502"} 1.0'
+        in text
+    )
     assert 'relaygate_tokens_total{backend="emu",model="emu/gpt-4o-mini",type="input"} 5.0' in text
     assert 'relaygate_tokens_total{backend="emu",model="emu/gpt-4o-mini",type="output"} 3.0' in text
     assert "relaygate_time_to_first_token_seconds_count" in text

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import pytest
 import yaml
 from tests.conftest import openai_backend, serve_gateway
 from tests.opskit import chat
@@ -37,7 +36,10 @@ async def test_reload_swaps_and_broken_file_keeps_old(
         gw.app.state["config_path"] = str(path)
         async with http.post(gw.url + "/v1/chat/completions", json=chat("fast")) as r:
             assert r.status == 404
-        write(path, base(openai_upstream, tmp_path, [{"name": "fast", "targets": ["emu/gpt-4o-mini"]}]))
+        write(
+            path,
+            base(openai_upstream, tmp_path, [{"name": "fast", "targets": ["emu/gpt-4o-mini"]}]),
+        )
         async with http.post(gw.url + "/api/config/reload") as r:
             body = await r.json()
             assert r.status == 200 and body["data"]["routes"] == ["fast"]
@@ -57,7 +59,9 @@ async def test_reload_swaps_and_broken_file_keeps_old(
             assert r.status == 400 and "invalid YAML" in (await r.json())["error"]["message"]
         write(path, {**base(openai_upstream, tmp_path, []), "limits": {"backends": {"nope": {}}}})
         async with http.post(gw.url + "/api/config/reload") as r:
-            assert r.status == 400 and "limits.backends.nope" in (await r.json())["error"]["message"]
+            assert (
+                r.status == 400 and "limits.backends.nope" in (await r.json())["error"]["message"]
+            )
         assert gw.app.gateway is running
         async with http.post(gw.url + "/v1/chat/completions", json=chat("fast")) as r:
             assert r.status == 200
@@ -81,8 +85,10 @@ async def test_sighup_reloads(openai_upstream: OpenAIEmulator, tmp_path: Path) -
 
 async def test_graceful_shutdown_lets_streams_finish(openai_upstream: OpenAIEmulator) -> None:
     """uvicorn stops accepting, then in-flight streams run to their end before shutdown."""
-    config = {"plugins": {"backends": [openai_backend(openai_upstream)]},
-              "storage": {"url": "sqlite:///:memory:"}}
+    config = {
+        "plugins": {"backends": [openai_backend(openai_upstream)]},
+        "storage": {"url": "sqlite:///:memory:"},
+    }
     text = "0123456789" * 4
     openai_upstream.script(Reply(text=text, chunk_size=2, delay=0.02))
     async with aiohttp.ClientSession() as http:

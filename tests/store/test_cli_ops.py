@@ -14,11 +14,24 @@ def test_keys_create_list_revoke_usage_providers(tmp_path: Path) -> None:
     cfg.write_text(yaml.safe_dump({"storage": {"url": f"sqlite:///{tmp_path / 'c.db'}"}}))
     runner = CliRunner(env={"COLUMNS": "200"})
     made = runner.invoke(
-        app, ["keys", "create", "--name", "ci", "--rpm", "5", "--budget", "2.5",
-              "--models", "openai/*", "--config", str(cfg)],
+        app,
+        [
+            "keys",
+            "create",
+            "--name",
+            "ci",
+            "--rpm",
+            "5",
+            "--budget",
+            "2.5",
+            "--models",
+            "openai/*",
+            "--config",
+            str(cfg),
+        ],
     )
     assert made.exit_code == 0, made.output
-    secret = [line for line in made.stdout.splitlines() if line.startswith("rg-")][0]
+    secret = next(line for line in made.stdout.splitlines() if line.startswith("rg-"))
     listed = runner.invoke(app, ["keys", "list", "--config", str(cfg)])
     assert listed.exit_code == 0 and "ci" in listed.stdout and "$2.50" in listed.stdout
     assert secret not in listed.stdout

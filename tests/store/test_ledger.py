@@ -20,13 +20,23 @@ async def test_stream_and_non_stream_give_identical_rows(
     openai_upstream: OpenAIEmulator, tmp_path: Path
 ) -> None:
     url = f"sqlite:///{tmp_path / 'ledger.db'}"
-    async with serve_gateway(ops_config(openai_upstream, url)) as gw, aiohttp.ClientSession() as http:
+    async with (
+        serve_gateway(ops_config(openai_upstream, url)) as gw,
+        aiohttp.ClientSession() as http,
+    ):
         store: Store = gw.app.state["store"]
         key = await store.create_key("ci")
-        reply = Reply(text="hello there", input_tokens=11, output_tokens=7, cache_read_tokens=3,
-                      reasoning_tokens=2)
+        reply = Reply(
+            text="hello there",
+            input_tokens=11,
+            output_tokens=7,
+            cache_read_tokens=3,
+            reasoning_tokens=2,
+        )
         openai_upstream.script(reply, reply)
-        async with http.post(gw.url + "/v1/chat/completions", json=chat(), headers=auth(key.key)) as r:
+        async with http.post(
+            gw.url + "/v1/chat/completions", json=chat(), headers=auth(key.key)
+        ) as r:
             assert r.status == 200, await r.text()
             # 8 uncached input at $1000/M + 3 cached at the input price + 7 output at $2000/M
             assert r.headers["x-relaygate-cost"] == "0.025"
@@ -39,8 +49,19 @@ async def test_stream_and_non_stream_give_identical_rows(
         await gw.app.state["ledger"].flush()
         rows = sorted(await store.usage_rows(), key=lambda row: row["stream"])
     assert len(rows) == 2
-    fields = ("key_id", "route", "backend", "model", "input_tokens", "output_tokens",
-              "cache_read_tokens", "reasoning_tokens", "status", "cost", "dialect")
+    fields = (
+        "key_id",
+        "route",
+        "backend",
+        "model",
+        "input_tokens",
+        "output_tokens",
+        "cache_read_tokens",
+        "reasoning_tokens",
+        "status",
+        "cost",
+        "dialect",
+    )
     assert [rows[0][f] for f in fields] == [rows[1][f] for f in fields]
     row = rows[1]
     assert row["stream"] is True and rows[0]["stream"] is False
@@ -74,7 +95,10 @@ async def test_errors_are_recorded_with_status(
     openai_upstream: OpenAIEmulator, tmp_path: Path
 ) -> None:
     url = f"sqlite:///{tmp_path / 'ledger.db'}"
-    async with serve_gateway(ops_config(openai_upstream, url)) as gw, aiohttp.ClientSession() as http:
+    async with (
+        serve_gateway(ops_config(openai_upstream, url)) as gw,
+        aiohttp.ClientSession() as http,
+    ):
         async with http.post(
             gw.url + "/v1/chat/completions", json=chat("nope/x"), headers=auth(MASTER)
         ) as r:

@@ -278,7 +278,9 @@ def openapi_document() -> dict[str, Any]:
             "responses": {
                 "200": {
                     "description": "success",
-                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Ok"}}},
+                    "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/Ok"}}
+                    },
                 },
                 "default": {
                     "description": "error",
@@ -297,7 +299,9 @@ def openapi_document() -> dict[str, Any]:
             op["requestBody"] = {
                 "required": True,
                 "content": {
-                    "application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}
+                    "application/json": {
+                        "schema": {"$ref": f"#/components/schemas/{model.__name__}"}
+                    }
                 },
             }
         paths.setdefault(path, {})[method] = op

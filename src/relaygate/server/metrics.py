@@ -8,8 +8,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
-from prometheus_client import generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
 from prometheus_client.core import GaugeMetricFamily
 from starlette.requests import Request
 from starlette.responses import Response
@@ -31,27 +36,41 @@ class Metrics:
         self.registry = CollectorRegistry()
         labels = ("backend", "route", "status")
         self.requests = Counter(
-            "relaygate_requests", "Requests by backend, route and status.", labels,
+            "relaygate_requests",
+            "Requests by backend, route and status.",
+            labels,
             registry=self.registry,
         )
         self.errors = Counter(
-            "relaygate_errors", "Failed requests by backend, route, status and error kind.",
-            (*labels, "kind"), registry=self.registry,
+            "relaygate_errors",
+            "Failed requests by backend, route, status and error kind.",
+            (*labels, "kind"),
+            registry=self.registry,
         )
         self.latency = Histogram(
-            "relaygate_request_seconds", "Request latency (until the last byte).",
-            ("backend", "route"), buckets=BUCKETS, registry=self.registry,
+            "relaygate_request_seconds",
+            "Request latency (until the last byte).",
+            ("backend", "route"),
+            buckets=BUCKETS,
+            registry=self.registry,
         )
         self.ttft = Histogram(
-            "relaygate_time_to_first_token_seconds", "Time to the first token.",
-            ("backend", "route"), buckets=BUCKETS, registry=self.registry,
+            "relaygate_time_to_first_token_seconds",
+            "Time to the first token.",
+            ("backend", "route"),
+            buckets=BUCKETS,
+            registry=self.registry,
         )
         self.tokens = Counter(
-            "relaygate_tokens", "Tokens reported by providers.", ("backend", "model", "type"),
+            "relaygate_tokens",
+            "Tokens reported by providers.",
+            ("backend", "model", "type"),
             registry=self.registry,
         )
         self.cost = Counter(
-            "relaygate_cost_usd", "Cost of requests with a known price.", ("backend", "model"),
+            "relaygate_cost_usd",
+            "Cost of requests with a known price.",
+            ("backend", "model"),
             registry=self.registry,
         )
         self.registry.register(_Live(app))
@@ -104,11 +123,13 @@ class _Live:
         in_flight.add_metric([], app.in_flight)
         yield in_flight
         breaker = GaugeMetricFamily(
-            "relaygate_breaker_state", "Circuit breaker state (1 = current).",
+            "relaygate_breaker_state",
+            "Circuit breaker state (1 = current).",
             labels=("backend", "state"),
         )
         keys = GaugeMetricFamily(
-            "relaygate_backend_keys", "Provider keys by availability.",
+            "relaygate_backend_keys",
+            "Provider keys by availability.",
             labels=("backend", "state"),
         )
         health = app.state.get("health")

@@ -69,8 +69,9 @@ class Reloader:
                     raise ConfigError(problems)
             except ConfigError as exc:
                 self.last_problems = exc.problems
-                log.warning("config reload refused, the running config stays: %s",
-                            "; ".join(exc.problems))
+                log.warning(
+                    "config reload refused, the running config stays: %s", "; ".join(exc.problems)
+                )
                 return False, exc.problems
             new.state.update({k: v for k, v in old.state.items() if k not in new.state})
             if path:
@@ -79,7 +80,9 @@ class Reloader:
             manager = self.app.state.get("providers")
             if manager is not None:
                 new = manager.merged(new)
-                new.models = new.models + _runtime_models(manager, {b.id for b in new.config.plugins.backends})
+                new.models = new.models + _runtime_models(
+                    manager, {b.id for b in new.config.plugins.backends}
+                )
                 new.router.set_inventory(new.models)
             self.app.swap(new)
             self.reloads += 1
@@ -112,15 +115,24 @@ def install(app: RelayApp) -> None:
         if app.gateway.config.server.auth.enabled:
             meta = request.scope.get("state", {}).get("key_meta") or {}
             if not meta.get("master"):
-                return Response(fail("UNAUTHORIZED", "Reloading needs the master key."), 401,
-                                media_type="application/json")
+                return Response(
+                    fail("UNAUTHORIZED", "Reloading needs the master key."),
+                    401,
+                    media_type="application/json",
+                )
         swapped, problems = await reloader.reload()
         if not swapped:
-            message = "The new config was refused; the running config stays. " + " | ".join(problems)
+            message = "The new config was refused; the running config stays. " + " | ".join(
+                problems
+            )
             return Response(fail("INVALID_REQUEST", message), 400, media_type="application/json")
         gw = app.gateway
-        data = {"reloaded": True, "backends": list(gw.backends), "models": len(gw.models),
-                "routes": [r.name for r in gw.config.routes]}
+        data = {
+            "reloaded": True,
+            "backends": list(gw.backends),
+            "models": len(gw.models),
+            "routes": [r.name for r in gw.config.routes],
+        }
         return Response(ok(data), 200, media_type="application/json")
 
     app.routes.append(Route("/api/config/reload", endpoint, methods=["POST"]))

@@ -204,7 +204,9 @@ class Store:
             stmt = stmt.where(usage.c.ts >= since)
         return [dict(r._mapping) for r in await self._rows(stmt.order_by(col))]
 
-    async def usage_rows(self, *, limit: int = 100, key_id: str | None = None) -> list[dict[str, Any]]:
+    async def usage_rows(
+        self, *, limit: int = 100, key_id: str | None = None
+    ) -> list[dict[str, Any]]:
         stmt = select(usage).order_by(usage.c.id.desc()).limit(limit)
         if key_id is not None:
             stmt = stmt.where(usage.c.key_id == key_id)
@@ -311,7 +313,9 @@ class Store:
         return str(rows[0][0]) if rows else None
 
     async def set_setting(self, name: str, value: str) -> None:
-        result = await self._run(update(settings).where(settings.c.name == name).values(value=value))
+        result = await self._run(
+            update(settings).where(settings.c.name == name).values(value=value)
+        )
         if not result.rowcount:
             await self._run(insert(settings).values(name=name, value=value))
 
@@ -319,5 +323,7 @@ class Store:
 def _describe(exc: BaseException) -> str:
     """A one-line cause without the statement's bound parameters (they may hold digests)."""
     orig = getattr(exc, "orig", None)
-    text = str(orig if orig is not None else exc).splitlines()[0] if str(exc) else type(exc).__name__
+    text = (
+        str(orig if orig is not None else exc).splitlines()[0] if str(exc) else type(exc).__name__
+    )
     return f"{type(orig or exc).__name__}: {text[:200]}"

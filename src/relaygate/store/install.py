@@ -70,8 +70,11 @@ def install(app: RelayApp) -> None:
         try:
             await store.init()
         except StoreUnavailable as exc:
-            log.warning("store %s unavailable at start-up (requests still flow): %s",
-                        _safe_url(store.url), exc)
+            log.warning(
+                "store %s unavailable at start-up (requests still flow): %s",
+                _safe_url(store.url),
+                exc,
+            )
         ledger.start()
 
         async def stop() -> None:

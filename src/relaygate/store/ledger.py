@@ -75,7 +75,11 @@ class Ledger:
 
     def finish(self, info: RequestInfo, record: UsageRecord) -> None:
         if record.cost is None and record.model:
-            native = info.plan.targets[0].native_id if info.plan and len(info.plan.targets) == 1 else None
+            native = (
+                info.plan.targets[0].native_id
+                if info.plan and len(info.plan.targets) == 1
+                else None
+            )
             record.cost = self.prices().cost(record.usage, record.model, native)
         try:
             self.queue.put_nowait(row_of(record))
@@ -115,7 +119,9 @@ class Ledger:
             if now - self._last_warning > 30:
                 self._last_warning = now
                 log.warning(
-                    "usage ledger: store unavailable, %d rows dropped so far (%s)", self.dropped, exc
+                    "usage ledger: store unavailable, %d rows dropped so far (%s)",
+                    self.dropped,
+                    exc,
                 )
         except Exception:
             self.dropped += len(batch)
