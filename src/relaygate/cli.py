@@ -139,6 +139,11 @@ def version() -> None:
     out.print(__version__)
 
 
+from relaygate.cli_ops import register as _register_ops  # noqa: E402
+
+_register_ops(app)
+
+
 def main() -> None:
     try:
         app()

@@ -17,7 +17,9 @@ from relaygate.server.http import ASGIApp
 
 def load_gateway(config_path: str | None) -> Gateway:
     if config_path:
-        return build_gateway(load_config(config_path))
+        gateway = build_gateway(load_config(config_path))
+        gateway.state["config_path"] = os.path.abspath(config_path)  # for config reload
+        return gateway
     pm = make_plugin_manager()
     config = auto_detect(load_registry(pm), os.environ)
     return build_gateway(config, pm=pm)

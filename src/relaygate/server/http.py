@@ -83,10 +83,15 @@ async def send_error(
     send: Send, path: str, err: GatewayError, headers: list[tuple[bytes, bytes]] | None = None
 ) -> None:
     """``err`` in the dialect of the client that called ``path``."""
-    try:
-        body = dialects.get(dialect_for_path(path)).render_error(err)
-    except (ImportError, KeyError):
-        body = dialects.get(dialects.OPENAI_CHAT).render_error(err)
+    if path.startswith("/api/"):  # the admin API's envelope (see relaygate.server.admin)
+        from relaygate.server.envelope import error_body
+
+        body = error_body(err)
+    else:
+        try:
+            body = dialects.get(dialect_for_path(path)).render_error(err)
+        except (ImportError, KeyError):
+            body = dialects.get(dialects.OPENAI_CHAT).render_error(err)
     extra = list(headers or [])
     if err.retry_after is not None:
         extra.append((b"retry-after", str(max(1, int(err.retry_after + 0.999))).encode()))
