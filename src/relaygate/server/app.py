@@ -270,7 +270,8 @@ def install_subsystems(inner: RelayApp) -> None:
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as exc:
-            if exc.name == name:
+            # The module itself, or a package it lives in, is not there (yet): skip it.
+            if exc.name and (exc.name == name or name.startswith(exc.name + ".")):
                 continue
             raise
         install = getattr(module, "install", None)
