@@ -83,7 +83,10 @@ class RelayApp:
     def fallback(self) -> Starlette:
         """Starlette for the non-hot routes, built once every subsystem has added its own."""
         if self._fallback is None:
-            self._fallback = Starlette(routes=self.routes)
+            self._fallback = Starlette(
+                routes=self.routes,
+                exception_handlers={404: _http_error, 405: _http_error},
+            )
         return self._fallback
 
     def swap(self, gateway: Gateway) -> None:
@@ -210,6 +213,25 @@ class RelayApp:
         except ImportError:
             body = dialects.get(dialects.OPENAI_CHAT).render_models(models)
         return Response(body, media_type="application/json")
+
+
+async def _http_error(request: StarletteRequest, exc: Exception) -> Response:
+    """Unknown paths and wrong methods answer in the caller's dialect, like every other error."""
+    path = request.url.path
+    status = getattr(exc, "status_code", 404)
+    if status == 405:
+        err = GatewayError(
+            ErrorKind.INVALID_REQUEST, f"Method {request.method} is not allowed on {path}.", status=405
+        )
+    else:
+        err = not_found(path)
+    from relaygate.server.http import dialect_for_path
+
+    try:
+        body = dialects.get(dialect_for_path(path)).render_error(err)
+    except ImportError:
+        body = dialects.get(dialects.OPENAI_CHAT).render_error(err)
+    return Response(body, status_code=err.status, media_type="application/json")
 
 
 def _request_id_header(scope: Scope) -> list[tuple[bytes, bytes]]:
