@@ -59,7 +59,11 @@ def test_serve_refuses_bad_config_with_check_config_lines(tmp_path: Path) -> Non
     path = write(tmp_path, BAD)
     env = clean_env()
     check = subprocess.run(
-        relaygate("check-config", "--config", str(path)), env=env, capture_output=True, text=True, timeout=60
+        relaygate("check-config", "--config", str(path)),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     serve = subprocess.run(
         relaygate("serve", "--config", str(path), "--port", str(free_port())),
@@ -132,7 +136,9 @@ def test_models_lists_static_inventory_and_routes(tmp_path: Path) -> None:
         },
         "routes": [{"name": "smart", "targets": ["p1/alpha"]}],
     }
-    result = runner.invoke(app, ["models", "--config", str(write(tmp_path, doc))], env={"COLUMNS": "200"})
+    result = runner.invoke(
+        app, ["models", "--config", str(write(tmp_path, doc))], env={"COLUMNS": "200"}
+    )
     assert result.exit_code == 0, result.output
     assert "p1/alpha" in result.output and "Alpha" in result.output
     assert "smart" in result.output and "fallback" in result.output
@@ -140,16 +146,28 @@ def test_models_lists_static_inventory_and_routes(tmp_path: Path) -> None:
 
 async def test_models_discovers_and_reports_failures(tmp_path: Path) -> None:
     async with OpenAIEmulator(api_key="sk-good-key-0001", models=["disc-a", "disc-b"]) as up:
+
         def entry(backend_id: str, key: str) -> dict[str, Any]:
             return {
                 "id": backend_id,
                 "kind": "custom-openai-legacy-compatible",
-                "config": {"backend_prefix": backend_id, "base_url": up.base_url + "/v1", "api_key": key},
+                "config": {
+                    "backend_prefix": backend_id,
+                    "base_url": up.base_url + "/v1",
+                    "api_key": key,
+                },
             }
 
         path = write(
             tmp_path,
-            {"plugins": {"backends": [entry("good", "sk-good-key-0001"), entry("bad", "sk-bad-key-99999")]}},
+            {
+                "plugins": {
+                    "backends": [
+                        entry("good", "sk-good-key-0001"),
+                        entry("bad", "sk-bad-key-99999"),
+                    ]
+                }
+            },
         )
         proc = await asyncio.create_subprocess_exec(
             *relaygate("models", "--config", str(path)),

@@ -30,7 +30,11 @@ def backend(**config: Any) -> dict[str, Any]:
         "base_url": "https://api.example.com/v1",
         "api_key": "sk-abcdefgh",
     }
-    return {"id": config.pop("id", "p1"), "kind": config.pop("kind", "custom-openai-legacy-compatible"), "config": {**base, **config}}
+    return {
+        "id": config.pop("id", "p1"),
+        "kind": config.pop("kind", "custom-openai-legacy-compatible"),
+        "config": {**base, **config},
+    }
 
 
 @pytest.fixture(autouse=True)
@@ -67,7 +71,10 @@ def test_empty_file_is_valid(tmp_path: Path) -> None:
         ),
         (
             {"plugins": {"backends": [backend(), backend(id="p2")]}},
-            ["plugins.backends[1] (p2).config.backend_prefix", "'p1' is already used by backend 'p1'"],
+            [
+                "plugins.backends[1] (p2).config.backend_prefix",
+                "'p1' is already used by backend 'p1'",
+            ],
         ),
         (
             {"plugins": {"backends": [backend(), backend()]}},
@@ -75,7 +82,11 @@ def test_empty_file_is_valid(tmp_path: Path) -> None:
         ),
         (
             {"plugins": {"backends": [backend(kind="no-such-kind")]}},
-            ["plugins.backends[0] (p1).kind", "unknown kind 'no-such-kind'", "custom-openai-legacy-compatible"],
+            [
+                "plugins.backends[0] (p1).kind",
+                "unknown kind 'no-such-kind'",
+                "custom-openai-legacy-compatible",
+            ],
         ),
         (
             {"plugins": {"backends": [backend(base_url=None)]}},
@@ -103,10 +114,17 @@ def test_empty_file_is_valid(tmp_path: Path) -> None:
         ),
         (
             {"server": {"host": "${UNSET_THING}"}},
-            ["server.host", "environment variable UNSET_THING is not set", "${UNSET_THING:-default}"],
+            [
+                "server.host",
+                "environment variable UNSET_THING is not set",
+                "${UNSET_THING:-default}",
+            ],
         ),
         (
-            {"plugins": {"backends": [backend()]}, "routes": [{"name": "r", "targets": ["zz/model"]}]},
+            {
+                "plugins": {"backends": [backend()]},
+                "routes": [{"name": "r", "targets": ["zz/model"]}],
+            },
             ["routes[0] (r).targets[0]", "'zz/model' names no configured backend", "p1"],
         ),
         (
@@ -114,11 +132,17 @@ def test_empty_file_is_valid(tmp_path: Path) -> None:
             ["routes[0] (r).targets", "at least one model"],
         ),
         (
-            {"plugins": {"backends": [backend()]}, "routes": [{"name": "r", "strategy": "yolo", "targets": ["p1/m"]}]},
+            {
+                "plugins": {"backends": [backend()]},
+                "routes": [{"name": "r", "strategy": "yolo", "targets": ["p1/m"]}],
+            },
             ["routes[0] (r).strategy"],
         ),
         (
-            {"plugins": {"backends": [backend()]}, "routes": [{"name": "r", "targets": ["p1/a", "p1/b"], "weights": [1]}]},
+            {
+                "plugins": {"backends": [backend()]},
+                "routes": [{"name": "r", "targets": ["p1/a", "p1/b"], "weights": [1]}],
+            },
             ["routes[0] (r).weights", "one weight per target"],
         ),
         (
@@ -126,7 +150,11 @@ def test_empty_file_is_valid(tmp_path: Path) -> None:
             ["aliases.fast", "names no configured backend or route"],
         ),
         (
-            {"plugins": {"backends": [backend(models={"source": "file", "path": "/nonexistent/m.yaml"})]}},
+            {
+                "plugins": {
+                    "backends": [backend(models={"source": "file", "path": "/nonexistent/m.yaml"})]
+                }
+            },
             ["config.models.path", "/nonexistent/m.yaml does not exist"],
         ),
     ],

@@ -65,7 +65,7 @@ def _nullable(node: Any) -> Any:
 @functools.cache
 def _registry() -> Registry:
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    spec = _nullable(yaml.load(SPEC.read_text(), Loader=loader))  # noqa: S506 — a safe loader
+    spec = _nullable(yaml.load(SPEC.read_text(), Loader=loader))
     resource: Resource[Any] = Resource.from_contents(spec, default_specification=DRAFT202012)
     return Registry().with_resource(URI, resource)
 
@@ -100,7 +100,9 @@ RESPONSES = {
         content=[ThinkingPart(text="hmm", signature="sig"), TextPart("ok")],
         stop_reason=StopReason.MAX_TOKENS,
     ),
-    "empty": Response(id="chatcmpl-3", model="m", content=[], stop_reason=StopReason.CONTENT_FILTER),
+    "empty": Response(
+        id="chatcmpl-3", model="m", content=[], stop_reason=StopReason.CONTENT_FILTER
+    ),
 }
 
 
@@ -165,7 +167,9 @@ def test_model_list() -> None:
 
 
 def test_validation_is_not_vacuous() -> None:
-    chunk = _chunks(openai_chat.make_renderer("m").feed(MessageStart(id="chatcmpl-1", model="m")))[0]
+    chunk = _chunks(openai_chat.make_renderer("m").feed(MessageStart(id="chatcmpl-1", model="m")))[
+        0
+    ]
     assert_valid("CreateChatCompletionStreamResponse", chunk)
     for broken in (
         {k: v for k, v in chunk.items() if k != "id"},

@@ -44,7 +44,13 @@ def completion(text: str = "ok") -> bytes:
             "object": "chat.completion",
             "created": 1,
             "model": "m",
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": text},
+                    "finish_reason": "stop",
+                }
+            ],
             "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4},
         }
     ).encode()
@@ -66,7 +72,9 @@ def test_kinds_registered_through_the_hook() -> None:
 
 
 async def test_openai_defaults_and_max_completion_tokens() -> None:
-    backend, transport = build("openai", lambda *_: MockReply(200, completion()), api_key="sk-openai-00001")
+    backend, transport = build(
+        "openai", lambda *_: MockReply(200, completion()), api_key="sk-openai-00001"
+    )
     response = await backend.complete(request(max_tokens=50), "gpt-4o", CTX)
     assert response.text() == "ok"
     (method, url, headers, body) = transport.calls[0]
@@ -105,7 +113,9 @@ async def test_forward_sends_the_body_as_given() -> None:
     )
     body = {"model": "n", "messages": [], "x_unknown": {"a": [1, 2]}}
     reply = await backend.forward(body, stream=False, ctx=CTX)
-    assert reply.status == 200 and json.loads(reply.body)["choices"][0]["message"]["content"] == "fwd"
+    assert (
+        reply.status == 200 and json.loads(reply.body)["choices"][0]["message"]["content"] == "fwd"
+    )
     assert json.loads(transport.calls[0][3] or b"") == body
     assert "Authorization" not in transport.calls[0][2]  # no key configured, none sent
 
@@ -137,7 +147,16 @@ async def test_stream_parses_sse_from_chunks_cut_anywhere() -> None:
 
 async def test_upstream_error_keeps_message_and_redacts_key() -> None:
     key = "sk-leaky-key-7777777"
-    body = json.dumps({"error": {"message": f"Incorrect API key provided: {key}", "type": "invalid_request_error", "param": None, "code": "invalid_api_key"}}).encode()
+    body = json.dumps(
+        {
+            "error": {
+                "message": f"Incorrect API key provided: {key}",
+                "type": "invalid_request_error",
+                "param": None,
+                "code": "invalid_api_key",
+            }
+        }
+    ).encode()
     backend, _ = build(
         "custom-openai-legacy-compatible",
         lambda *_: MockReply(401, body),
@@ -189,7 +208,9 @@ def test_key_precedence() -> None:
 
 
 async def test_discovery_and_inline_inventory() -> None:
-    listing = json.dumps({"object": "list", "data": [{"id": "m1", "object": "model"}, {"id": "m2"}, {"x": 1}]}).encode()
+    listing = json.dumps(
+        {"object": "list", "data": [{"id": "m1", "object": "model"}, {"id": "m2"}, {"x": 1}]}
+    ).encode()
     backend, transport = build(
         "custom-openai-legacy-compatible",
         lambda *_: MockReply(200, listing),
@@ -198,7 +219,10 @@ async def test_discovery_and_inline_inventory() -> None:
         api_key="sk-disc-000001",
     )
     models = await backend.list_models()
-    assert [(m.id, m.native_id, m.backend) for m in models] == [("pp/m1", "m1", "b1"), ("pp/m2", "m2", "b1")]
+    assert [(m.id, m.native_id, m.backend) for m in models] == [
+        ("pp/m1", "m1", "b1"),
+        ("pp/m2", "m2", "b1"),
+    ]
     assert transport.calls[0][:2] == ("GET", "http://u/v1/models")
     assert transport.calls[0][2]["Authorization"] == "Bearer sk-disc-000001"
     await backend.list_models()

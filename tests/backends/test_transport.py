@@ -16,7 +16,9 @@ from relaygate.backends.transport import (
 from relaygate.canonical import ErrorKind, GatewayError
 from relaygate.testing import Fault, OpenAIEmulator, Reply
 
-BODY = json.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}).encode()
+BODY = json.dumps(
+    {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
+).encode()
 STREAM_BODY = json.dumps(
     {"model": "gpt-4o-mini", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
 ).encode()

@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from relaygate.canonical import (
+    BlockStop,
     ErrorKind,
     GatewayError,
     ImagePart,
@@ -24,7 +25,6 @@ from relaygate.canonical import (
     TextDelta,
     TextPart,
     TextStart,
-    BlockStop,
     ToolCallDelta,
     ToolCallPart,
     ToolCallStart,
@@ -63,7 +63,10 @@ USER = [{"role": "user", "content": "hi"}]
             {"model": "m", "messages": [{"role": "user", "content": [{"type": "text"}]}]},
             "messages[0].content[0].text",
         ),
-        ({"model": "m", "messages": [{"role": "tool", "content": "x"}]}, "messages[0].tool_call_id"),
+        (
+            {"model": "m", "messages": [{"role": "tool", "content": "x"}]},
+            "messages[0].tool_call_id",
+        ),
         ({"model": "m", "messages": USER, "temperature": "hot"}, "temperature"),
         ({"model": "m", "messages": USER, "temperature": True}, "temperature"),
         ({"model": "m", "messages": USER, "max_tokens": 1.5}, "max_tokens"),
@@ -72,7 +75,10 @@ USER = [{"role": "user", "content": "hi"}]
         ({"model": "m", "messages": USER, "tools": {}}, "tools"),
         ({"model": "m", "messages": USER, "tools": [{"type": "function"}]}, "tools[0].type"),
         ({"model": "m", "messages": USER, "tool_choice": "sometimes"}, "tool_choice"),
-        ({"model": "m", "messages": USER, "response_format": {"type": "xml"}}, "response_format.type"),
+        (
+            {"model": "m", "messages": USER, "response_format": {"type": "xml"}},
+            "response_format.type",
+        ),
     ],
 )
 def test_parse_request_rejects(body: dict[str, Any], param: str) -> None:
@@ -110,9 +116,7 @@ def test_render_error_is_openai_shape() -> None:
     ],
 )
 def test_parse_error_statuses(status: int, kind: ErrorKind, client_status: int) -> None:
-    body = orjson.dumps(
-        {"error": {"message": "boom", "type": "x", "param": "p", "code": "c"}}
-    )
+    body = orjson.dumps({"error": {"message": "boom", "type": "x", "param": "p", "code": "c"}})
     err = oc.parse_error(status, body)
     assert (err.kind, err.status, err.upstream_status) == (kind, client_status, status)
     assert (err.message, err.param, err.code) == ("boom", "p", "c")
@@ -166,7 +170,9 @@ def test_watch_without_done_is_incomplete() -> None:
 def test_parser_reports_a_stream_cut_before_finish() -> None:
     parser = oc.make_parser()
     events = []
-    for sse in SSEDecoder().feed(b'data: {"id":"a","choices":[{"index":0,"delta":{"content":"x"}}]}\n\n'):
+    for sse in SSEDecoder().feed(
+        b'data: {"id":"a","choices":[{"index":0,"delta":{"content":"x"}}]}\n\n'
+    ):
         events.extend(parser.feed(sse))
     tail = parser.finish()
     assert tail and tail[-1].kind == "error"
@@ -183,10 +189,12 @@ def test_parser_reports_malformed_chunk() -> None:
 
 _text = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=30)
 _ident = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,15}", fullmatch=True)
-_args = st.dictionaries(_ident, st.integers(-(2**63), 2**63 - 1) | _text | st.booleans(), max_size=3).map(
-    lambda d: orjson.dumps(d).decode()
+_args = st.dictionaries(
+    _ident, st.integers(-(2**63), 2**63 - 1) | _text | st.booleans(), max_size=3
+).map(lambda d: orjson.dumps(d).decode())
+_call = st.builds(
+    lambda i, n, a: ToolCallPart(id="call_" + i, name=n, arguments=a), _ident, _ident, _args
 )
-_call = st.builds(lambda i, n, a: ToolCallPart(id="call_" + i, name=n, arguments=a), _ident, _ident, _args)
 _image = st.builds(
     lambda u, d: ImagePart(url="https://example.com/" + u + ".png", detail=d),
     _ident,
@@ -204,13 +212,17 @@ _assistant = st.builds(
     st.lists(_call, max_size=3, unique_by=lambda c: c.id),
 )
 _tool = st.builds(
-    lambda i, t: Message(Role.TOOL, [ToolResultPart(tool_call_id="call_" + i, content=[TextPart(t)])]),
+    lambda i, t: Message(
+        Role.TOOL, [ToolResultPart(tool_call_id="call_" + i, content=[TextPart(t)])]
+    ),
     _ident,
     _text,
 )
 _tools = st.lists(
     st.builds(
-        lambda n, d: ToolSpec(name=n, description=d, parameters={"type": "object", "properties": {}}),
+        lambda n, d: ToolSpec(
+            name=n, description=d, parameters={"type": "object", "properties": {}}
+        ),
         _ident,
         st.none() | _text,
     ),
@@ -227,7 +239,9 @@ def requests(draw: st.DrawFn) -> Request:
         choice = draw(
             st.none()
             | st.sampled_from(["auto", "none", "required"]).map(lambda m: ToolChoice(mode=m))  # type: ignore[arg-type]
-            | st.sampled_from([t.name for t in tools]).map(lambda n: ToolChoice(mode="tool", name=n))
+            | st.sampled_from([t.name for t in tools]).map(
+                lambda n: ToolChoice(mode="tool", name=n)
+            )
         )
     return Request(
         model="m",
@@ -239,7 +253,13 @@ def requests(draw: st.DrawFn) -> Request:
         temperature=draw(st.none() | st.floats(0, 2)),
         stop=draw(st.lists(_text, max_size=2)),
         seed=draw(st.none() | st.integers(0, 2**31)),
-        extras=draw(st.dictionaries(st.from_regex(r"x_[a-z]{1,8}", fullmatch=True), st.integers(-(2**63), 2**63 - 1) | _text, max_size=2)),
+        extras=draw(
+            st.dictionaries(
+                st.from_regex(r"x_[a-z]{1,8}", fullmatch=True),
+                st.integers(-(2**63), 2**63 - 1) | _text,
+                max_size=2,
+            )
+        ),
         source_dialect=oc.NAME,
     )
 
@@ -275,7 +295,9 @@ _stops = st.sampled_from(
     [StopReason.END_TURN, StopReason.MAX_TOKENS, StopReason.TOOL_USE, StopReason.CONTENT_FILTER]
 )
 _usage = st.builds(
-    lambda i, o, c, r: Usage(input_tokens=i + c, output_tokens=o + r, cache_read_tokens=c, reasoning_tokens=r),
+    lambda i, o, c, r: Usage(
+        input_tokens=i + c, output_tokens=o + r, cache_read_tokens=c, reasoning_tokens=r
+    ),
     st.integers(0, 10**6),
     st.integers(0, 10**6),
     st.integers(0, 10**5),
@@ -291,12 +313,16 @@ def test_response_round_trip(
     if calls and stop is StopReason.END_TURN:
         stop = StopReason.TOOL_USE  # chat has no "stop with tool calls"
     content = ([TextPart(text)] if text else []) + list(calls)
-    response = Response(id="chatcmpl-1", model="m", content=content, stop_reason=stop, usage=usage, created=5)
+    response = Response(
+        id="chatcmpl-1", model="m", content=content, stop_reason=stop, usage=usage, created=5
+    )
     back = oc.parse_response(orjson.loads(oc.render_response(response)))
     assert back == response
 
 
-def _events(text: str | None, calls: list[ToolCallPart], stop: StopReason, usage: Usage) -> list[StreamEvent]:
+def _events(
+    text: str | None, calls: list[ToolCallPart], stop: StopReason, usage: Usage
+) -> list[StreamEvent]:
     events: list[StreamEvent] = [MessageStart(id="chatcmpl-1", model="m")]
     index = 0
     if text:
@@ -308,7 +334,10 @@ def _events(text: str | None, calls: list[ToolCallPart], stop: StopReason, usage
     for call in calls:
         events += [ToolCallStart(index, call.id, call.name)]
         half = len(call.arguments) // 2
-        events += [ToolCallDelta(index, call.arguments[:half]), ToolCallDelta(index, call.arguments[half:])]
+        events += [
+            ToolCallDelta(index, call.arguments[:half]),
+            ToolCallDelta(index, call.arguments[half:]),
+        ]
         events += [BlockStop(index)]
         index += 1
     events += [UsageEvent(usage), MessageStop(stop)]
@@ -335,7 +364,9 @@ def test_stream_round_trip(
     starts = [e for e in got if isinstance(e, ToolCallStart)]
     assert [(s.id, s.name) for s in starts] == [(c.id, c.name) for c in calls]
     for s, call in zip(starts, calls, strict=True):
-        args = "".join(e.arguments for e in got if isinstance(e, ToolCallDelta) and e.index == s.index)
+        args = "".join(
+            e.arguments for e in got if isinstance(e, ToolCallDelta) and e.index == s.index
+        )
         assert args == call.arguments
     (usage_event,) = [e for e in got if isinstance(e, UsageEvent)]
     assert usage_event.usage == usage

@@ -27,11 +27,14 @@ async def post(
     url: str, body: dict[str, Any] | bytes, headers: dict[str, str] | None = None
 ) -> tuple[int, dict[str, str], bytes]:
     data = body if isinstance(body, bytes) else json.dumps(body).encode()
-    async with aiohttp.ClientSession() as http, http.post(
-        url + "/v1/chat/completions",
-        data=data,
-        headers={"Content-Type": "application/json", **(headers or {})},
-    ) as r:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(
+            url + "/v1/chat/completions",
+            data=data,
+            headers={"Content-Type": "application/json", **(headers or {})},
+        ) as r,
+    ):
         return r.status, {k.lower(): v for k, v in r.headers.items()}, await r.read()
 
 
@@ -113,9 +116,7 @@ async def test_usage_chunk_stripped_unless_asked(openai_upstream: OpenAIEmulator
         assert posts(openai_upstream)[-1].json["stream_options"] == {"include_usage": True}
         assert all(e == "[DONE]" or e["choices"] for e in sse_data(raw))
         assert b'"usage"' not in raw.replace(b'"usage":null', b"")
-        _, _, raw = await post(
-            gw.url, chat(stream=True, stream_options={"include_usage": True})
-        )
+        _, _, raw = await post(gw.url, chat(stream=True, stream_options={"include_usage": True}))
     events = sse_data(raw)
     usage = [e for e in events[:-1] if not e["choices"]]
     assert len(usage) == 1 and usage[0]["usage"]["total_tokens"] > 0
@@ -182,7 +183,10 @@ async def test_stream_parallel_tool_calls(openai_upstream: OpenAIEmulator) -> No
 async def test_images_reach_upstream(openai_upstream: OpenAIEmulator) -> None:
     content = [
         {"type": "text", "text": "what is this"},
-        {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo=", "detail": "high"}},
+        {
+            "type": "image_url",
+            "image_url": {"url": "data:image/png;base64,iVBORw0KGgo=", "detail": "high"},
+        },
         {"type": "image_url", "image_url": {"url": "https://example.com/a.jpg"}},
     ]
     async with serve_gateway(config(openai_upstream)) as gw:
@@ -220,11 +224,27 @@ async def test_unknown_fields_survive_both_ways(openai_upstream: OpenAIEmulator)
         "x_provider_field": {"citations": ["a", "b"]},
     }
     chunks = [
-        {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o-mini",
-         "choices": [{"index": 0, "delta": {"content": "hi", "x_delta_extra": [1]}, "finish_reason": None}],
-         "x_chunk_extra": "yes"},
-        {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o-mini",
-         "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
+        {
+            "id": "c",
+            "object": "chat.completion.chunk",
+            "created": 1,
+            "model": "gpt-4o-mini",
+            "choices": [
+                {
+                    "index": 0,
+                    "delta": {"content": "hi", "x_delta_extra": [1]},
+                    "finish_reason": None,
+                }
+            ],
+            "x_chunk_extra": "yes",
+        },
+        {
+            "id": "c",
+            "object": "chat.completion.chunk",
+            "created": 1,
+            "model": "gpt-4o-mini",
+            "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+        },
     ]
     stream_raw = b"".join(b"data: " + json.dumps(c).encode() + b"\n\n" for c in chunks)
     stream_raw += b": a comment the relay keeps\n\ndata: [DONE]\n\n"
@@ -260,7 +280,10 @@ async def test_unknown_fields_survive_both_ways(openai_upstream: OpenAIEmulator)
         (json.dumps(chat(temperature="warm")).encode(), "temperature"),
         (json.dumps(chat(max_tokens="10")).encode(), "max_tokens"),
         (json.dumps(chat(stream="true")).encode(), "stream"),
-        (json.dumps({"model": "emu/gpt-4o-mini", "messages": [{"role": "bot"}]}).encode(), "messages[0].role"),
+        (
+            json.dumps({"model": "emu/gpt-4o-mini", "messages": [{"role": "bot"}]}).encode(),
+            "messages[0].role",
+        ),
     ],
 )
 async def test_bad_input_is_400_in_openai_shape(
@@ -393,7 +416,9 @@ async def test_unreachable_upstream_is_503() -> None:
 
 
 async def test_malformed_upstream_body_is_502(openai_upstream: OpenAIEmulator) -> None:
-    openai_upstream.script(Fault(malformed=True), Fault(error_in_200=True, message="hidden failure"))
+    openai_upstream.script(
+        Fault(malformed=True), Fault(error_in_200=True, message="hidden failure")
+    )
     async with serve_gateway(config(openai_upstream)) as gw:
         status, _, raw = await post(gw.url, chat())
         status2, _, raw2 = await post(gw.url, chat())
@@ -414,7 +439,9 @@ async def test_stream_cut_midway_ends_with_error_event(openai_upstream: OpenAIEm
     assert set(events[-2]["error"]) == {"message", "type", "param", "code"}
 
 
-async def test_stream_error_before_first_byte_is_http_error(openai_upstream: OpenAIEmulator) -> None:
+async def test_stream_error_before_first_byte_is_http_error(
+    openai_upstream: OpenAIEmulator,
+) -> None:
     openai_upstream.script(Fault(malformed=True))
     async with serve_gateway(config(openai_upstream)) as gw:
         status, _, raw = await post(gw.url, chat(stream=True))

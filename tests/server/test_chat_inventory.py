@@ -56,10 +56,13 @@ async def test_static_inline_and_file_inventories(tmp_path: Path) -> None:
         async with serve_gateway(cfg) as gw:
             status, body = await get(gw.url, "/v1/models")
             # Served by the inventory: a bare native id resolves too.
-            async with aiohttp.ClientSession() as http, http.post(
-                gw.url + "/v1/chat/completions",
-                json={"model": "from-file", "messages": [{"role": "user", "content": "x"}]},
-            ) as r:
+            async with (
+                aiohttp.ClientSession() as http,
+                http.post(
+                    gw.url + "/v1/chat/completions",
+                    json={"model": "from-file", "messages": [{"role": "user", "content": "x"}]},
+                ) as r,
+            ):
                 assert r.status == 200
                 assert r.headers["x-relaygate-backend"] == "fil"
         assert not [r for r in up.requests if r.method == "GET"]  # no discovery call
@@ -69,9 +72,10 @@ async def test_static_inline_and_file_inventories(tmp_path: Path) -> None:
 
 
 async def test_discovery_failure_is_reported_and_others_go_on() -> None:
-    async with OpenAIEmulator(api_key="sk-right-key-12345") as good, OpenAIEmulator(
-        api_key="sk-right-key-12345"
-    ) as bad:
+    async with (
+        OpenAIEmulator(api_key="sk-right-key-12345") as good,
+        OpenAIEmulator(api_key="sk-right-key-12345") as bad,
+    ):
         ok_backend = openai_backend(good, "good")
         ok_backend["config"]["api_key"] = "sk-right-key-12345"
         bad_backend = openai_backend(bad, "bad")
@@ -102,7 +106,13 @@ async def test_health_status_version(openai_upstream: OpenAIEmulator) -> None:
         nf_status, nf = await get(gw.url, "/v1/nothing-here")
         async with aiohttp.ClientSession() as http, http.get(gw.url + "/v1/chat/completions") as r:
             wrong_method = r.status, await r.json(content_type=None)
-    assert h == (200, {"status": "ok", "backends": {"emu": {"kind": "custom-openai-legacy-compatible", "prefix": "emu"}}})
+    assert h == (
+        200,
+        {
+            "status": "ok",
+            "backends": {"emu": {"kind": "custom-openai-legacy-compatible", "prefix": "emu"}},
+        },
+    )
     assert s[0] == 200
     assert s[1]["backends"] == 1 and s[1]["models"] == 2 and s[1]["routes"] == ["r1"]
     assert s[1]["version"] == __version__

@@ -221,7 +221,9 @@ async def _http_error(request: StarletteRequest, exc: Exception) -> Response:
     status = getattr(exc, "status_code", 404)
     if status == 405:
         err = GatewayError(
-            ErrorKind.INVALID_REQUEST, f"Method {request.method} is not allowed on {path}.", status=405
+            ErrorKind.INVALID_REQUEST,
+            f"Method {request.method} is not allowed on {path}.",
+            status=405,
         )
     else:
         err = not_found(path)
