@@ -85,9 +85,31 @@ class RelayApp:
         if self._fallback is None:
             self._fallback = Starlette(
                 routes=self.routes,
-                exception_handlers={404: _http_error, 405: _http_error},
+                exception_handlers={404: self._http_error, 405: self._http_error},
             )
         return self._fallback
+
+    async def _http_error(self, request: StarletteRequest, exc: Exception) -> Response:
+        """Unknown paths and methods answer in the dialect of the path, like every error."""
+        from relaygate.server.http import dialect_for_path
+
+        status = getattr(exc, "status_code", 404)
+        path = request.url.path
+        if status == 405:
+            err = GatewayError(
+                ErrorKind.INVALID_REQUEST,
+                f"Method {request.method} is not allowed on {path}.",
+                status=405,
+            )
+        else:
+            err = not_found(path)
+        if path.startswith("/api/"):
+            code = "METHOD_NOT_ALLOWED" if status == 405 else "NOT_FOUND"
+            return JSONResponse(
+                {"success": False, "error": {"code": code, "message": err.message}}, status
+            )
+        body = dialects.get(dialect_for_path(path)).render_error(err)
+        return Response(body, status_code=status, media_type="application/json")
 
     def swap(self, gateway: Gateway) -> None:
         self.gateway = gateway
@@ -215,27 +237,6 @@ class RelayApp:
         return Response(body, media_type="application/json")
 
 
-async def _http_error(request: StarletteRequest, exc: Exception) -> Response:
-    """Unknown paths and wrong methods answer in the caller's dialect, like every other error."""
-    path = request.url.path
-    status = getattr(exc, "status_code", 404)
-    if status == 405:
-        err = GatewayError(
-            ErrorKind.INVALID_REQUEST,
-            f"Method {request.method} is not allowed on {path}.",
-            status=405,
-        )
-    else:
-        err = not_found(path)
-    from relaygate.server.http import dialect_for_path
-
-    try:
-        body = dialects.get(dialect_for_path(path)).render_error(err)
-    except ImportError:
-        body = dialects.get(dialects.OPENAI_CHAT).render_error(err)
-    return Response(body, status_code=err.status, media_type="application/json")
-
-
 def _request_id_header(scope: Scope) -> list[tuple[bytes, bytes]]:
     state = scope.get("state")
     rid = state.get("request_id") if isinstance(state, dict) else None
@@ -294,8 +295,7 @@ def install_subsystems(inner: RelayApp) -> None:
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as exc:
-            # The module itself, or a package it lives in, is not there (yet): skip it.
-            if exc.name and (exc.name == name or name.startswith(exc.name + ".")):
+            if exc.name == name or name.startswith(f"{exc.name}."):
                 continue
             raise
         install = getattr(module, "install", None)
