@@ -102,7 +102,9 @@ def check_config(
     if problems:
         _fail(problems)
     out.print(
-        f"[green]✓[/green] {config} is valid ({len(cfg.plugins.backends)} backends, {len(cfg.routes)} routes)"
+        f"[green]✓[/green] {config} is valid ({len(cfg.plugins.backends)} backends, {len(cfg.routes)} routes)",
+        highlight=False,
+        soft_wrap=True,
     )
 
 

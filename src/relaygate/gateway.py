@@ -232,6 +232,8 @@ class Gateway:
     discovery_errors: dict[str, str] = field(default_factory=dict)
     timeouts: Timeouts = field(default_factory=Timeouts)
     state: dict[str, Any] = field(default_factory=dict)  # subsystems hang their objects here
+    # The environment the config was validated against (the master key is read from it too).
+    env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
 
     async def discover(self) -> list[ModelInfo]:
         """Load every backend's inventory; a failing backend is reported, the others go on."""
@@ -302,4 +304,5 @@ def build_gateway(
         backends,
         router,
         timeouts=Timeouts(connect=t.connect, first_token=t.first_token, total=t.total),
+        env=env,
     )

@@ -237,6 +237,9 @@ def _parse_messages(raw_messages: Any) -> tuple[list[TextPart], list[Message]]:
     )
     system: list[TextPart] = []
     messages: list[Message] = []
+    # Legacy ``function_call`` turns carry no id; their ``function`` results name the function.
+    # Both sides get the same made-up id so that tool results still pair with their call.
+    legacy_ids: dict[str, str] = {}
     for i, raw in enumerate(raw_messages):
         where = f"messages[{i}]"
         _require(isinstance(raw, dict), f"'{where}' must be an object.", where)
@@ -259,12 +262,18 @@ def _parse_messages(raw_messages: Any) -> tuple[list[TextPart], list[Message]]:
             if raw.get("tool_calls"):
                 parts.extend(_parse_tool_calls(raw["tool_calls"], f"{where}.tool_calls"))
             elif isinstance(raw.get("function_call"), dict):
+                call_id = f"call_legacy_{i}"
                 parts.extend(
-                    _parse_tool_calls([{"id": "call_0", "function": raw["function_call"]}], where)
+                    _parse_tool_calls([{"id": call_id, "function": raw["function_call"]}], where)
                 )
+                name = raw["function_call"].get("name")
+                if isinstance(name, str):
+                    legacy_ids[name] = call_id
             messages.append(Message(Role.ASSISTANT, parts, raw.get("name")))
         elif role in ("tool", "function"):
-            call_id = raw.get("tool_call_id") or raw.get("name")
+            call_id = raw.get("tool_call_id")
+            if call_id is None and role == "function" and isinstance(raw.get("name"), str):
+                call_id = legacy_ids.get(raw["name"], raw["name"])
             _require(
                 isinstance(call_id, str),
                 f"'{where}.tool_call_id' is required.",

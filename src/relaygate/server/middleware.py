@@ -252,7 +252,9 @@ class AuthMiddleware:
 def wrap(inner: Any, config: Config) -> ASGIApp:
     """Build the middleware stack around ``inner`` (a :class:`RelayApp`)."""
     auth = config.server.auth
-    master = os.environ.get(auth.api_key_env) if auth.enabled else None
+    # The same environment ``validate`` checked, so a key it accepted is the key enforced.
+    env = getattr(getattr(inner, "gateway", None), "env", None) or os.environ
+    master = env.get(auth.api_key_env) if auth.enabled else None
     register_secret(master)
     # A subsystem (the key store) may have installed a virtual-key verifier.
     verifier = inner.state.get("key_verifier")

@@ -1,0 +1,153 @@
+"""The upstream seam: the pooled aiohttp transport against the emulator, and MockTransport."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+
+import pytest
+
+from relaygate.backends.transport import (
+    AiohttpTransport,
+    MockReply,
+    MockTransport,
+    Timeouts,
+)
+from relaygate.canonical import ErrorKind, GatewayError
+from relaygate.testing import Fault, OpenAIEmulator, Reply
+
+BODY = json.dumps(
+    {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
+).encode()
+STREAM_BODY = json.dumps(
+    {"model": "gpt-4o-mini", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+).encode()
+FAST = Timeouts(connect=1.0, first_token=2.0, total=5.0)
+
+
+async def test_pooled_session_reuses_connections(openai_upstream: OpenAIEmulator) -> None:
+    transport = AiohttpTransport()
+    url = openai_upstream.base_url + "/v1/chat/completions"
+    headers = {"Authorization": "Bearer sk-test-key-123456", "Content-Type": "application/json"}
+    try:
+        first = await transport.send("POST", url, headers=headers, body=BODY, timeouts=FAST)
+        session = transport._session
+        assert first.status == 200 and json.loads(await first.read())["choices"]
+        assert transport.pool_in_use == 0  # read() released the connection to the pool
+        openai_upstream.script(Reply(text="slow", chunk_size=1, delay=0.02))
+        stream = await transport.send("POST", url, headers=headers, body=STREAM_BODY, timeouts=FAST)
+        assert transport.pool_in_use == 1  # borrowed while the stream is open
+        chunks = [c async for c in stream.iter_chunks()]
+        stream.release()
+        assert b"[DONE]" in b"".join(chunks)
+        assert transport._session is session  # one session per backend, not per request
+        assert transport.pool_in_use == 0
+    finally:
+        await transport.aclose()
+    assert transport._session is None
+
+
+async def test_first_byte_timeout_on_hang(openai_upstream: OpenAIEmulator) -> None:
+    openai_upstream.script(Fault(hang=True))
+    transport = AiohttpTransport()
+    try:
+        with pytest.raises(GatewayError) as info:
+            await transport.send(
+                "POST",
+                openai_upstream.base_url + "/v1/chat/completions",
+                headers={"Authorization": "Bearer sk-test-key-123456"},
+                body=BODY,
+                timeouts=Timeouts(connect=1.0, first_token=0.2, total=5.0),
+            )
+    finally:
+        await transport.aclose()
+    assert info.value.kind is ErrorKind.TIMEOUT and info.value.status == 504
+
+
+async def test_first_delay_beyond_first_token_times_out(openai_upstream: OpenAIEmulator) -> None:
+    openai_upstream.script(Reply(first_delay=1.0))
+    transport = AiohttpTransport()
+    try:
+        with pytest.raises(GatewayError) as info:
+            await transport.send(
+                "POST",
+                openai_upstream.base_url + "/v1/chat/completions",
+                headers={"Authorization": "Bearer sk-test-key-123456"},
+                body=STREAM_BODY,
+                timeouts=Timeouts(connect=1.0, first_token=0.1, total=5.0),
+            )
+    finally:
+        await transport.aclose()
+    assert info.value.kind is ErrorKind.TIMEOUT
+
+
+async def test_total_timeout_while_streaming(openai_upstream: OpenAIEmulator) -> None:
+    openai_upstream.script(Reply(text="y" * 200, chunk_size=1, delay=0.02))
+    transport = AiohttpTransport()
+    try:
+        resp = await transport.send(
+            "POST",
+            openai_upstream.base_url + "/v1/chat/completions",
+            headers={"Authorization": "Bearer sk-test-key-123456"},
+            body=STREAM_BODY,
+            timeouts=Timeouts(connect=1.0, first_token=1.0, total=0.3),
+        )
+        with pytest.raises(GatewayError) as info:
+            async for _ in resp.iter_chunks():
+                pass
+        resp.close()
+    finally:
+        await transport.aclose()
+    assert info.value.kind is ErrorKind.TIMEOUT
+    assert await openai_upstream.wait_for_disconnects(1)
+
+
+async def test_connection_refused_is_unavailable() -> None:
+    transport = AiohttpTransport()
+    try:
+        with pytest.raises(GatewayError) as info:
+            await transport.send(
+                "GET", "http://127.0.0.1:9/v1/models", headers={}, body=None, timeouts=FAST
+            )
+    finally:
+        await transport.aclose()
+    assert info.value.kind is ErrorKind.UNAVAILABLE and info.value.status == 503
+
+
+async def test_reset_mid_stream_is_connection_lost(openai_upstream: OpenAIEmulator) -> None:
+    openai_upstream.script(Fault(cut_after=2, reply=Reply(text="abcdefghij", chunk_size=1)))
+    transport = AiohttpTransport()
+    try:
+        resp = await transport.send(
+            "POST",
+            openai_upstream.base_url + "/v1/chat/completions",
+            headers={"Authorization": "Bearer sk-test-key-123456"},
+            body=STREAM_BODY,
+            timeouts=FAST,
+        )
+        with pytest.raises(GatewayError) as info:
+            async for _ in resp.iter_chunks():
+                pass
+    finally:
+        await transport.aclose()
+    assert info.value.kind is ErrorKind.UPSTREAM
+
+
+async def test_mock_transport_records_and_answers() -> None:
+    seen: list[str] = []
+
+    async def handler(
+        method: str, url: str, headers: Mapping[str, str], body: bytes | None
+    ) -> MockReply:
+        seen.append(url)
+        return MockReply(200, [b"data: 1\n\n", b"data: 2\n\n"], {"x-a": "b"})
+
+    transport = MockTransport(handler)
+    resp = await transport.send("POST", "http://x/y", headers={"h": "v"}, body=b"{}", timeouts=FAST)
+    assert resp.status == 200 and resp.headers["x-a"] == "b"
+    assert [c async for c in resp.iter_chunks()] == [b"data: 1\n\n", b"data: 2\n\n"]
+    assert await resp.read() == b"data: 1\n\ndata: 2\n\n"
+    assert transport.calls == [("POST", "http://x/y", {"h": "v"}, b"{}")]
+    sync = MockTransport(lambda *_: MockReply(404, b"nope"))
+    assert (await sync.send("GET", "u", headers={}, body=None, timeouts=FAST)).status == 404
+    assert seen == ["http://x/y"]
