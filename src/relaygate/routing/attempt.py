@@ -86,7 +86,9 @@ def _stream_error_in(first: bytes, client: Dialect) -> GatewayError | None:
 async def open_attempt(call: Call, target: Target) -> Outcome:
     backend = target.backend
     client = call.client
-    if backend.dialect == client.NAME and not call.want_canonical:
+    # A backend may speak more than one wire dialect (``openai``: Chat and Responses).
+    same = backend.dialect == client.NAME or client.NAME in getattr(backend, "also_speaks", ())
+    if same and not call.want_canonical:
         return await _open_raw(call, target)
     return await _open_translated(call, target)
 
