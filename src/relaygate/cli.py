@@ -57,7 +57,7 @@ def serve(
         console.print(
             "[yellow]No providers configured.[/yellow] Export a key such as OPENAI_API_KEY, "
             "ANTHROPIC_API_KEY or GEMINI_API_KEY, install the local model with "
-            "`pip install 'relaygate[local]'`, or pass --config relaygate.yaml (see README)."
+            "`pip install 'relaygate\\[local]'`, or pass --config relaygate.yaml (see README)."
         )
     else:
         console.print(

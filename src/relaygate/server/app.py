@@ -83,8 +83,33 @@ class RelayApp:
     def fallback(self) -> Starlette:
         """Starlette for the non-hot routes, built once every subsystem has added its own."""
         if self._fallback is None:
-            self._fallback = Starlette(routes=self.routes)
+            self._fallback = Starlette(
+                routes=self.routes,
+                exception_handlers={404: self._http_error, 405: self._http_error},
+            )
         return self._fallback
+
+    async def _http_error(self, request: StarletteRequest, exc: Exception) -> Response:
+        """Unknown paths and methods answer in the dialect of the path, like every error."""
+        from relaygate.server.http import dialect_for_path
+
+        status = getattr(exc, "status_code", 404)
+        path = request.url.path
+        if status == 405:
+            err = GatewayError(
+                ErrorKind.INVALID_REQUEST,
+                f"Method {request.method} is not allowed on {path}.",
+                status=405,
+            )
+        else:
+            err = not_found(path)
+        if path.startswith("/api/"):
+            code = "METHOD_NOT_ALLOWED" if status == 405 else "NOT_FOUND"
+            return JSONResponse(
+                {"success": False, "error": {"code": code, "message": err.message}}, status
+            )
+        body = dialects.get(dialect_for_path(path)).render_error(err)
+        return Response(body, status_code=status, media_type="application/json")
 
     def swap(self, gateway: Gateway) -> None:
         self.gateway = gateway

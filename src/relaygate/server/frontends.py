@@ -100,4 +100,4 @@ def _attach_key(scope: Scope, info: RequestInfo) -> None:
 
 
 def not_found(path: str) -> GatewayError:
-    return GatewayError(ErrorKind.NOT_FOUND, f"Unknown path {path}.")
+    return GatewayError(ErrorKind.NOT_FOUND, f"Unknown path {path}.", code="unknown_url")
