@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """Regenerate docs/fidelity.md from the fidelity cases in tests/fidelity/matrix.py.
 
-    python scripts/gen_fidelity.py          # write the file
-    python scripts/gen_fidelity.py --check  # exit 1 when the file is stale
+python scripts/gen_fidelity.py          # write the file
+python scripts/gen_fidelity.py --check  # exit 1 when the file is stale
 """
 
 from __future__ import annotations

@@ -56,7 +56,7 @@ def _tool_result_upstream(prefix: str, body: dict[str, Any], call_id: str) -> st
 
 @pytest.mark.parametrize("prefix", OTHERS)
 async def test_messages_create(env: Any, prefix: str) -> None:
-    up, gw, client = env
+    up, _gw, client = env
     up.by_prefix(prefix).script(Reply(text="Bonjour!", input_tokens=12, output_tokens=3))
     message = await client.messages.create(
         model=MODELS[prefix][1],
@@ -74,7 +74,7 @@ async def test_messages_create(env: Any, prefix: str) -> None:
 
 @pytest.mark.parametrize("prefix", OTHERS)
 async def test_stream_final_message(env: Any, prefix: str) -> None:
-    up, gw, client = env
+    up, _gw, client = env
     up.by_prefix(prefix).script(Reply(text="one two three four five", chunk_size=3))
     async with client.messages.stream(
         model=MODELS[prefix][1], max_tokens=64, messages=[{"role": "user", "content": "count"}]
@@ -89,7 +89,7 @@ async def test_stream_final_message(env: Any, prefix: str) -> None:
 
 @pytest.mark.parametrize("prefix", OTHERS)
 async def test_tool_use_and_tool_result_turn(env: Any, prefix: str) -> None:
-    up, gw, client = env
+    up, _gw, client = env
     emulator = up.by_prefix(prefix)
     emulator.script(Reply(tool_calls=[ToolCall("get_weather", {"city": "Paris"}, id="call_w1")]))
     first = await client.messages.create(
@@ -111,7 +111,9 @@ async def test_tool_use_and_tool_result_turn(env: Any, prefix: str) -> None:
             {"role": "assistant", "content": [b.model_dump() for b in first.content]},
             {
                 "role": "user",
-                "content": [{"type": "tool_result", "tool_use_id": use.id, "content": "sunny, 24C"}],
+                "content": [
+                    {"type": "tool_result", "tool_use_id": use.id, "content": "sunny, 24C"}
+                ],
             },
         ],
     )
@@ -121,7 +123,7 @@ async def test_tool_use_and_tool_result_turn(env: Any, prefix: str) -> None:
 
 @pytest.mark.parametrize("prefix", OTHERS)
 async def test_parallel_tool_use_streamed(env: Any, prefix: str) -> None:
-    up, gw, client = env
+    up, _gw, client = env
     up.by_prefix(prefix).script(
         Reply(
             tool_calls=[
@@ -153,13 +155,19 @@ async def test_parallel_tool_use_streamed(env: Any, prefix: str) -> None:
 
 
 async def test_bearer_auth_and_new_version_header_accepted(env: Any) -> None:
-    up, gw, client = env
+    _up, gw, _client = env
     import aiohttp
 
-    async with aiohttp.ClientSession() as http:
-        async with http.post(
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(
             gw.url + "/v1/messages?beta=true",
             headers={"Authorization": "Bearer k", "anthropic-version": "2026-10-21"},
-            json={"model": "gem/gemini-2.5-flash", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]},
-        ) as r:
-            assert r.status == 200, await r.text()
+            json={
+                "model": "gem/gemini-2.5-flash",
+                "max_tokens": 5,
+                "messages": [{"role": "user", "content": "hi"}],
+            },
+        ) as r,
+    ):
+        assert r.status == 200, await r.text()

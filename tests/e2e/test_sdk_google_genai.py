@@ -39,13 +39,16 @@ async def env() -> AsyncIterator[tuple[Upstreams, RunningGateway, genai.Client]]
 
 @pytest.mark.parametrize("prefix", OTHERS)
 async def test_generate_content(env: Any, prefix: str) -> None:
-    up, gw, client = env
+    up, _gw, client = env
     up.by_prefix(prefix).script(Reply(text="Hallo!", input_tokens=9, output_tokens=2))
     response = await client.aio.models.generate_content(
         model=MODELS[prefix][1],
         contents="Say hello in German",
         config=types.GenerateContentConfig(
-            system_instruction="Be brief.", temperature=0.3, max_output_tokens=40, stop_sequences=["END"]
+            system_instruction="Be brief.",
+            temperature=0.3,
+            max_output_tokens=40,
+            stop_sequences=["END"],
         ),
     )
     assert response.text == "Hallo!"
@@ -59,7 +62,7 @@ async def test_generate_content(env: Any, prefix: str) -> None:
 
 @pytest.mark.parametrize("prefix", OTHERS)
 async def test_generate_content_stream(env: Any, prefix: str) -> None:
-    up, gw, client = env
+    up, _gw, client = env
     up.by_prefix(prefix).script(Reply(text="a stream of words", chunk_size=3))
     chunks = [
         c.text or ""
@@ -72,11 +75,12 @@ async def test_generate_content_stream(env: Any, prefix: str) -> None:
 
 @pytest.mark.parametrize("prefix", OTHERS)
 async def test_function_call_round_trip(env: Any, prefix: str) -> None:
-    up, gw, client = env
+    up, _gw, client = env
     emulator = up.by_prefix(prefix)
     emulator.script(Reply(tool_calls=[ToolCall("get_weather", {"city": "Rome"}, id="call_r")]))
     config = types.GenerateContentConfig(
-        tools=[WEATHER], automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True)
+        tools=[WEATHER],
+        automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True),
     )
     first = await client.aio.models.generate_content(
         model=MODELS[prefix][1], contents="Weather in Rome?", config=config
@@ -106,7 +110,7 @@ async def test_function_call_round_trip(env: Any, prefix: str) -> None:
 
 
 async def test_model_with_slash_and_listing(env: Any) -> None:
-    up, gw, client = env
+    up, _gw, client = env
     models = [m.name async for m in await client.aio.models.list()]
     assert "models/oai/gpt-4o-mini" in models and "models/gem/gemini-2.5-flash" in models
     up.oai.script(Reply(text="ok"))

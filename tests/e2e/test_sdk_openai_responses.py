@@ -39,7 +39,7 @@ async def env() -> AsyncIterator[tuple[Upstreams, RunningGateway, openai.AsyncOp
 
 @pytest.mark.parametrize("prefix", OTHERS)
 async def test_responses_create(env: Any, prefix: str) -> None:
-    up, gw, client = env
+    up, _gw, client = env
     up.by_prefix(prefix).script(Reply(text="Hi there.", input_tokens=10, output_tokens=3))
     response = await client.responses.create(
         model=MODELS[prefix][1], instructions="Be terse.", input="Greet me", max_output_tokens=50
@@ -53,7 +53,7 @@ async def test_responses_create(env: Any, prefix: str) -> None:
 
 @pytest.mark.parametrize("prefix", OTHERS)
 async def test_responses_stream(env: Any, prefix: str) -> None:
-    up, gw, client = env
+    up, _gw, client = env
     up.by_prefix(prefix).script(Reply(text="streaming works fine", chunk_size=4))
     deltas: list[str] = []
     async with client.responses.stream(model=MODELS[prefix][1], input="go") as stream:
@@ -69,7 +69,7 @@ async def test_responses_stream(env: Any, prefix: str) -> None:
 @pytest.mark.parametrize("prefix", OTHERS)
 @pytest.mark.parametrize("stream", [False, True])
 async def test_function_calls_and_outputs(env: Any, prefix: str, stream: bool) -> None:
-    up, gw, client = env
+    up, _gw, client = env
     emulator = up.by_prefix(prefix)
     emulator.script(
         Reply(
@@ -82,7 +82,9 @@ async def test_function_calls_and_outputs(env: Any, prefix: str, stream: bool) -
     args = {"model": MODELS[prefix][1], "tools": [WEATHER], "input": "Weather in Paris and Oslo?"}
     if stream:
         async with client.responses.stream(**args) as s:
-            arg_deltas = [e.delta async for e in s if e.type == "response.function_call_arguments.delta"]
+            arg_deltas = [
+                e.delta async for e in s if e.type == "response.function_call_arguments.delta"
+            ]
             first = await s.get_final_response()
         assert "".join(arg_deltas)
     else:
@@ -109,7 +111,7 @@ async def test_function_calls_and_outputs(env: Any, prefix: str, stream: bool) -
 
 
 async def test_previous_response_id_across_dialects(env: Any) -> None:
-    up, gw, client = env
+    up, _gw, client = env
     up.ant.script(Reply(text="My name is Claude."))
     first = await client.responses.create(model="ant/claude-sonnet-4-5", input="What is your name?")
     up.gem.script(Reply(text="You asked my name."))

@@ -39,7 +39,11 @@ class Upstreams:
             {
                 "id": "oai",
                 "kind": "custom-openai-legacy-compatible",
-                "config": {"backend_prefix": "oai", "base_url": self.oai.base_url + "/v1", "api_key": KEY},
+                "config": {
+                    "backend_prefix": "oai",
+                    "base_url": self.oai.base_url + "/v1",
+                    "api_key": KEY,
+                },
             },
             {
                 "id": "ant",
@@ -49,7 +53,11 @@ class Upstreams:
             {
                 "id": "rsp",
                 "kind": "custom-openai-responses-compatible",
-                "config": {"backend_prefix": "rsp", "base_url": self.rsp.base_url + "/v1", "api_key": KEY},
+                "config": {
+                    "backend_prefix": "rsp",
+                    "base_url": self.rsp.base_url + "/v1",
+                    "api_key": KEY,
+                },
             },
             {
                 "id": "gem",

@@ -1,4 +1,4 @@
-"""The fidelity matrix: client dialect × backend dialect × feature → lossless / lossy / unsupported.
+"""The fidelity matrix: client dialect x backend dialect x feature → lossless / lossy / unsupported.
 
 Every cell is computed, not written by hand. A feature is a canonical sample plus an extractor
 (what must survive). For a request feature the sample is rendered as the client would send it
@@ -79,7 +79,13 @@ def _calls(msgs: list[Message]) -> list[Any]:
             if isinstance(p, ToolCallPart):
                 out.append(["call", p.name, json.loads(p.arguments or "{}")])
             elif isinstance(p, ToolResultPart):
-                out.append(["result", "".join(c.text for c in p.content if isinstance(c, TextPart)), p.is_error])
+                out.append(
+                    [
+                        "result",
+                        "".join(c.text for c in p.content if isinstance(c, TextPart)),
+                        p.is_error,
+                    ]
+                )
     return out
 
 
@@ -104,7 +110,9 @@ class ResponseFeature:
 
 
 REQUEST_FEATURES = [
-    RequestFeature("text", lambda: _req(), lambda r: [(m.role.value, m.text()) for m in r.messages]),
+    RequestFeature(
+        "text", lambda: _req(), lambda r: [(m.role.value, m.text()) for m in r.messages]
+    ),
     RequestFeature(
         "system instructions",
         lambda: _req(system=[TextPart("Be brief.")]),
@@ -117,12 +125,16 @@ REQUEST_FEATURES = [
     ),
     RequestFeature(
         "image (base64)",
-        lambda: _req(messages=[_user(TextPart("what?"), ImagePart(media_type="image/png", data=PNG))]),
+        lambda: _req(
+            messages=[_user(TextPart("what?"), ImagePart(media_type="image/png", data=PNG))]
+        ),
         lambda r: _images(r.messages),
     ),
     RequestFeature(
         "image (URL)",
-        lambda: _req(messages=[_user(TextPart("what?"), ImagePart(url="https://example.com/cat.png"))]),
+        lambda: _req(
+            messages=[_user(TextPart("what?"), ImagePart(url="https://example.com/cat.png"))]
+        ),
         lambda r: [i[2] for i in _images(r.messages)],
     ),
     RequestFeature(
@@ -133,7 +145,8 @@ REQUEST_FEATURES = [
     RequestFeature(
         "tool_choice (named tool)",
         lambda: _req(
-            tools=[ToolSpec("get_weather", "w", SCHEMA)], tool_choice=ToolChoice("tool", "get_weather")
+            tools=[ToolSpec("get_weather", "w", SCHEMA)],
+            tool_choice=ToolChoice("tool", "get_weather"),
         ),
         lambda r: r.tool_choice and (r.tool_choice.mode, r.tool_choice.name),
     ),
@@ -150,8 +163,12 @@ REQUEST_FEATURES = [
                         ToolCallPart("call_2", "get_weather", '{"city":"Oslo"}'),
                     ],
                 ),
-                Message(Role.TOOL, [ToolResultPart("call_1", [TextPart("sunny")], name="get_weather")]),
-                Message(Role.TOOL, [ToolResultPart("call_2", [TextPart("rain")], name="get_weather")]),
+                Message(
+                    Role.TOOL, [ToolResultPart("call_1", [TextPart("sunny")], name="get_weather")]
+                ),
+                Message(
+                    Role.TOOL, [ToolResultPart("call_2", [TextPart("rain")], name="get_weather")]
+                ),
             ],
         ),
         lambda r: _calls(r.messages),
@@ -162,7 +179,10 @@ REQUEST_FEATURES = [
             messages=[
                 _user(TextPart("go")),
                 Message(Role.ASSISTANT, [ToolCallPart("call_1", "f", "{}")]),
-                Message(Role.TOOL, [ToolResultPart("call_1", [TextPart("boom")], is_error=True, name="f")]),
+                Message(
+                    Role.TOOL,
+                    [ToolResultPart("call_1", [TextPart("boom")], is_error=True, name="f")],
+                ),
             ],
             tools=[ToolSpec("f", None, {"type": "object", "properties": {}})],
         ),
@@ -213,10 +233,16 @@ RESPONSE_FEATURES = [
     ResponseFeature(
         "parallel tool calls",
         lambda f: _resp(
-            [ToolCallPart("call_a", "get_weather", '{"city":"Paris"}'), ToolCallPart("call_b", "get_weather", '{"city":"Oslo"}')],
+            [
+                ToolCallPart("call_a", "get_weather", '{"city":"Paris"}'),
+                ToolCallPart("call_b", "get_weather", '{"city":"Oslo"}'),
+            ],
             stop_reason=StopReason.TOOL_USE,
         ),
-        lambda r: ([("call", c.name, json.loads(c.arguments)) for c in r.tool_calls()], r.stop_reason.value),
+        lambda r: (
+            [("call", c.name, json.loads(c.arguments)) for c in r.tool_calls()],
+            r.stop_reason.value,
+        ),
     ),
     ResponseFeature(
         "stop reason: max tokens",
@@ -235,7 +261,12 @@ RESPONSE_FEATURES = [
     ),
     ResponseFeature(
         "usage: cache read/write",
-        lambda f: Response("r", "m", [TextPart("x")], usage=Usage(100, 5, cache_read_tokens=60, cache_write_tokens=20)),
+        lambda f: Response(
+            "r",
+            "m",
+            [TextPart("x")],
+            usage=Usage(100, 5, cache_read_tokens=60, cache_write_tokens=20),
+        ),
         lambda r: (r.usage.input_tokens, r.usage.cache_read_tokens, r.usage.cache_write_tokens),
     ),
     ResponseFeature(
@@ -245,13 +276,21 @@ RESPONSE_FEATURES = [
     ),
     ResponseFeature(
         "thinking text",
-        lambda f: _resp([ThinkingPart("Let me think.", signature="sig123", origin=f), TextPart("42")]),
+        lambda f: _resp(
+            [ThinkingPart("Let me think.", signature="sig123", origin=f), TextPart("42")]
+        ),
         lambda r: [p.text for p in r.content if isinstance(p, ThinkingPart) and p.text],
     ),
     ResponseFeature(
         "thinking signature (never forged)",
-        lambda f: _resp([ThinkingPart("Let me think.", signature="sig123", origin=f), TextPart("42")]),
-        lambda r: [(p.signature, p.origin) for p in r.content if isinstance(p, ThinkingPart) and p.signature],
+        lambda f: _resp(
+            [ThinkingPart("Let me think.", signature="sig123", origin=f), TextPart("42")]
+        ),
+        lambda r: [
+            (p.signature, p.origin)
+            for p in r.content
+            if isinstance(p, ThinkingPart) and p.signature
+        ],
     ),
 ]
 
@@ -302,7 +341,12 @@ def _through_stream(backend: str, client: str, response: Response) -> Response:
     events: list[StreamEvent] = [MessageStart(response.id, response.model)]
     for i, part in enumerate(response.content):
         if isinstance(part, TextPart):
-            events += [TextStart(i), TextDelta(i, part.text[:2]), TextDelta(i, part.text[2:]), BlockStop(i)]
+            events += [
+                TextStart(i),
+                TextDelta(i, part.text[:2]),
+                TextDelta(i, part.text[2:]),
+                BlockStop(i),
+            ]
         elif isinstance(part, ToolCallPart):
             half = len(part.arguments) // 2
             events += [
@@ -318,7 +362,10 @@ def _through_stream(backend: str, client: str, response: Response) -> Response:
                 ThinkingDelta(i, signature=part.signature, origin=part.origin),
                 BlockStop(i),
             ]
-    events += [UsageEvent(response.usage), MessageStop(response.stop_reason, response.stop_sequence)]
+    events += [
+        UsageEvent(response.usage),
+        MessageStop(response.stop_reason, response.stop_sequence),
+    ]
     for src, dst in ((backend, backend), (client, client)):
         renderer: Any = dialects.get(src).make_renderer("m")
         raw = b"".join(renderer.feed(e) for e in events)
@@ -352,9 +399,7 @@ def _collect(events: list[StreamEvent]) -> Response:
             if e.signature:
                 blocks[e.index].signature = e.signature
                 blocks[e.index].origin = e.origin
-        elif isinstance(e, UsageEvent):
-            out.usage.merge(e.usage)
-        elif isinstance(e, MessageStart) and e.usage is not None:
+        elif isinstance(e, UsageEvent) or (isinstance(e, MessageStart) and e.usage is not None):
             out.usage.merge(e.usage)
         elif isinstance(e, MessageStop):
             out.stop_reason, out.stop_sequence = e.stop_reason, e.stop_sequence
@@ -394,8 +439,12 @@ def build_matrix() -> dict[str, dict[str, dict[str, str]]]:
     for f in REQUEST_FEATURES:
         sections["request"][f.name] = {f"{c} → {b}": request_cell(c, b, f) for c, b in pairs}
     for f in RESPONSE_FEATURES:
-        sections["response"][f.name] = {f"{c} → {b}": response_cell(c, b, f, stream=False) for c, b in pairs}
-        sections["stream"][f.name] = {f"{c} → {b}": response_cell(c, b, f, stream=True) for c, b in pairs}
+        sections["response"][f.name] = {
+            f"{c} → {b}": response_cell(c, b, f, stream=False) for c, b in pairs
+        }
+        sections["stream"][f.name] = {
+            f"{c} → {b}": response_cell(c, b, f, stream=True) for c, b in pairs
+        }
     logging.disable(logging.NOTSET)
     return sections
 
@@ -418,7 +467,11 @@ def render_markdown() -> str:
         "the backend's answer (non-streamed, then as an event stream) back to the client.",
         "",
     ]
-    titles = {"request": "Requests (client → backend)", "response": "Responses", "stream": "Streams"}
+    titles = {
+        "request": "Requests (client → backend)",
+        "response": "Responses",
+        "stream": "Streams",
+    }
     for section, features in matrix.items():
         lines += [f"## {titles[section]}", ""]
         for client in DIALECTS:

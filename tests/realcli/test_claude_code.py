@@ -14,7 +14,9 @@ from tests.realcli.scripted import MARKER, PONG, TRIGGER, clean_env, cli_path, s
 from relaygate.testing import OpenAIEmulator
 
 CLAUDE = cli_path("claude")
-pytestmark = pytest.mark.skipif(CLAUDE is None, reason="claude CLI not installed (scripts/install-clis.sh)")
+pytestmark = pytest.mark.skipif(
+    CLAUDE is None, reason="claude CLI not installed (scripts/install-clis.sh)"
+)
 MODEL = "up/gpt-4o-mini"
 
 
@@ -29,7 +31,11 @@ async def _run(tmp_path: Path, prompt: str, *extra: str) -> tuple[Any, str, list
                     {
                         "id": "up",
                         "kind": "custom-openai-legacy-compatible",
-                        "config": {"backend_prefix": "up", "base_url": emulator.base_url + "/v1", "api_key": "k"},
+                        "config": {
+                            "backend_prefix": "up",
+                            "base_url": emulator.base_url + "/v1",
+                            "api_key": "k",
+                        },
                     }
                 ]
             },
@@ -49,9 +55,18 @@ async def _run(tmp_path: Path, prompt: str, *extra: str) -> tuple[Any, str, list
             }
             assert CLAUDE is not None
             proc = await asyncio.create_subprocess_exec(
-                CLAUDE, "-p", prompt, "--model", MODEL, "--output-format", "json", *extra,
-                cwd=tmp_path, env=env,
-                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+                CLAUDE,
+                "-p",
+                prompt,
+                "--model",
+                MODEL,
+                "--output-format",
+                "json",
+                *extra,
+                cwd=tmp_path,
+                env=env,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
             )
             out, err = await asyncio.wait_for(proc.communicate(), 180)
             assert proc.returncode == 0, (out.decode()[-2000:], err.decode()[-2000:])
@@ -60,7 +75,7 @@ async def _run(tmp_path: Path, prompt: str, *extra: str) -> tuple[Any, str, list
 
 
 async def test_prompt(tmp_path: Path) -> None:
-    emulator, out, bodies = await _run(tmp_path, "Reply with a greeting.")
+    _emulator, out, bodies = await _run(tmp_path, "Reply with a greeting.")
     assert json.loads(out)["result"] == PONG
     assert bodies and all(b["model"] == "gpt-4o-mini" for b in bodies)
 

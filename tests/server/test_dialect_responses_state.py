@@ -12,7 +12,12 @@ import pytest
 from tests.conftest import serve_gateway
 from tests.e2e.upstreams import KEY, upstreams
 
-from relaygate.server.responses_state import MemoryStore, SqliteStore, StoredResponse, store_from_config
+from relaygate.server.responses_state import (
+    MemoryStore,
+    SqliteStore,
+    StoredResponse,
+    store_from_config,
+)
 from relaygate.testing import Reply
 from relaygate.testing.responses_emulator import ResponsesEmulator
 
@@ -26,7 +31,9 @@ class Clock:
 
 
 def _entry(rid: str) -> StoredResponse:
-    return StoredResponse(rid, [{"role": "user", "content": "q"}], [{"type": "message"}], {"id": rid})
+    return StoredResponse(
+        rid, [{"role": "user", "content": "q"}], [{"type": "message"}], {"id": rid}
+    )
 
 
 async def test_memory_store_ttl_and_lru() -> None:
@@ -87,11 +94,17 @@ async def test_chain_of_three_turns_and_store_false(tmp_path: Path) -> None:
             # turn 2 streamed: the stored object comes from response.completed
             async with http.post(
                 gw.url + "/v1/responses",
-                json={"model": "oai/gpt-4o-mini", "input": "Q2", "previous_response_id": r1["id"], "stream": True},
+                json={
+                    "model": "oai/gpt-4o-mini",
+                    "input": "Q2",
+                    "previous_response_id": r1["id"],
+                    "stream": True,
+                },
             ) as r:
                 text = await r.text()
             completed = [
-                json.loads(line[6:]) for line in text.splitlines()
+                json.loads(line[6:])
+                for line in text.splitlines()
                 if line.startswith("data: ") and "response.completed" in line
             ]
             r2_id = completed[-1]["response"]["id"]
@@ -99,7 +112,11 @@ async def test_chain_of_three_turns_and_store_false(tmp_path: Path) -> None:
             assert r3["output"][0]["content"][0]["text"] == "A3"
             msgs = up.oai.requests[-1].json["messages"]
             assert [(m["role"], m["content"]) for m in msgs] == [
-                ("user", "Q1"), ("assistant", "A1"), ("user", "Q2"), ("assistant", "A2"), ("user", "Q3"),
+                ("user", "Q1"),
+                ("assistant", "A1"),
+                ("user", "Q2"),
+                ("assistant", "A2"),
+                ("user", "Q3"),
             ]
             # store: false keeps nothing
             up.oai.script(Reply(text="secret"))
@@ -126,21 +143,35 @@ async def test_chain_of_three_turns_and_store_false(tmp_path: Path) -> None:
 
 async def test_stateless_responses_upstream_gets_expanded_stateful_gets_id() -> None:
     async with ResponsesEmulator(api_key=KEY) as rsp:
+
         def backend(bid: str, **extra: Any) -> dict[str, Any]:
             return {
                 "id": bid,
                 "kind": "custom-openai-responses-compatible",
-                "config": {"backend_prefix": bid, "base_url": rsp.base_url + "/v1", "api_key": KEY, **extra},
+                "config": {
+                    "backend_prefix": bid,
+                    "base_url": rsp.base_url + "/v1",
+                    "api_key": KEY,
+                    **extra,
+                },
             }
 
-        config = {"plugins": {"backends": [backend("plain"), backend("keeps", stores_responses=True)]}}
+        config = {
+            "plugins": {"backends": [backend("plain"), backend("keeps", stores_responses=True)]}
+        }
         async with serve_gateway(config) as gw, aiohttp.ClientSession() as http:
             for prefix, keeps in (("plain", False), ("keeps", True)):
-                async with http.post(gw.url + "/v1/responses", json={"model": f"{prefix}/gpt-5-mini", "input": "one"}) as r:
+                async with http.post(
+                    gw.url + "/v1/responses", json={"model": f"{prefix}/gpt-5-mini", "input": "one"}
+                ) as r:
                     first = await r.json()
                 async with http.post(
                     gw.url + "/v1/responses",
-                    json={"model": f"{prefix}/gpt-5-mini", "input": "two", "previous_response_id": first["id"]},
+                    json={
+                        "model": f"{prefix}/gpt-5-mini",
+                        "input": "two",
+                        "previous_response_id": first["id"],
+                    },
                 ) as r:
                     assert r.status == 200
                 sent = rsp.requests[-1].json

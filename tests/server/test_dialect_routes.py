@@ -50,9 +50,27 @@ MSG = [{"role": "user", "content": "hi"}]
         ({"max_tokens": 5, "messages": MSG}, "model"),
         ({"model": "ant/claude-sonnet-4-5", "max_tokens": "5", "messages": MSG}, "max_tokens"),
         ({"model": "ant/claude-sonnet-4-5", "max_tokens": 5, "messages": "hi"}, "messages"),
-        ({"model": "ant/claude-sonnet-4-5", "max_tokens": 5, "messages": [{"role": "bot", "content": "x"}]}, "role"),
-        ({"model": "ant/claude-sonnet-4-5", "max_tokens": 5, "messages": MSG, "temperature": "hot"}, "temperature"),
-        ({"model": "ant/claude-sonnet-4-5", "max_tokens": 5, "messages": MSG, "stream": "yes"}, "stream"),
+        (
+            {
+                "model": "ant/claude-sonnet-4-5",
+                "max_tokens": 5,
+                "messages": [{"role": "bot", "content": "x"}],
+            },
+            "role",
+        ),
+        (
+            {
+                "model": "ant/claude-sonnet-4-5",
+                "max_tokens": 5,
+                "messages": MSG,
+                "temperature": "hot",
+            },
+            "temperature",
+        ),
+        (
+            {"model": "ant/claude-sonnet-4-5", "max_tokens": 5, "messages": MSG, "stream": "yes"},
+            "stream",
+        ),
     ],
 )
 async def test_anthropic_bad_input(env: Env, payload: dict[str, Any], needle: str) -> None:
@@ -64,7 +82,7 @@ async def test_anthropic_bad_input(env: Env, payload: dict[str, Any], needle: st
 
 
 async def test_anthropic_malformed_and_unknown_model(env: Env) -> None:
-    up, gw, http = env
+    _up, gw, http = env
     async with http.post(gw.url + "/v1/messages", data=b"{not json") as r:
         assert r.status == 400
         assert "JSON" in _anthropic_error(400, await r.json())
@@ -82,14 +100,17 @@ async def test_anthropic_malformed_and_unknown_model(env: Env) -> None:
         ("/v1/models/oai/gpt-4o-mini:generateContent", {"contents": [{"parts": "x"}]}, "parts"),
         (
             "/v1beta/models/oai/gpt-4o-mini:streamGenerateContent",
-            {"contents": [{"role": "user", "parts": [{"text": "x"}]}], "generationConfig": {"temperature": "hot"}},
+            {
+                "contents": [{"role": "user", "parts": [{"text": "x"}]}],
+                "generationConfig": {"temperature": "hot"},
+            },
             "temperature",
         ),
         ("/v1beta/models/oai/gpt-4o-mini:explode", {"contents": []}, "explode"),
     ],
 )
 async def test_gemini_bad_input(env: Env, path: str, payload: dict[str, Any], needle: str) -> None:
-    up, gw, http = env
+    _up, gw, http = env
     async with http.post(gw.url + path, json=payload) as r:
         assert r.status == 400
         body = await r.json()
@@ -98,12 +119,14 @@ async def test_gemini_bad_input(env: Env, path: str, payload: dict[str, Any], ne
 
 
 async def test_gemini_unknown_model_and_malformed(env: Env) -> None:
-    up, gw, http = env
+    _up, gw, http = env
     contents = {"contents": [{"role": "user", "parts": [{"text": "x"}]}]}
     async with http.post(gw.url + "/v1beta/models/nope/x:generateContent", json=contents) as r:
         assert r.status == 404
         assert _gemini_error(404, await r.json())
-    async with http.post(gw.url + "/v1/models/gem/gemini-2.5-flash:generateContent", data=b"[") as r:
+    async with http.post(
+        gw.url + "/v1/models/gem/gemini-2.5-flash:generateContent", data=b"["
+    ) as r:
         assert r.status == 400
         _gemini_error(400, await r.json())
 
@@ -119,7 +142,7 @@ async def test_gemini_unknown_model_and_malformed(env: Env) -> None:
     ],
 )
 async def test_responses_bad_input(env: Env, payload: dict[str, Any], needle: str) -> None:
-    up, gw, http = env
+    _up, gw, http = env
     async with http.post(gw.url + "/v1/responses", json=payload) as r:
         assert r.status == 400
         assert needle in _openai_error(await r.json())
@@ -135,13 +158,21 @@ async def test_anthropic_fast_path_keeps_unknown_fields_and_beta(env: Env) -> No
         "context_management": {"edits": [{"type": "clear_thinking_20251015", "keep": "all"}]},
         "output_config": {"effort": "high"},
         "metadata": {"user_id": "user_abc_session_1"},
-        "messages": [{"role": "user", "content": [{"type": "text", "text": "hi", "cache_control": {"type": "ephemeral"}}]}],
+        "messages": [
+            {
+                "role": "user",
+                "content": [{"type": "text", "text": "hi", "cache_control": {"type": "ephemeral"}}],
+            }
+        ],
         "stream": True,
     }
     async with http.post(
         gw.url + "/v1/messages?beta=true",
         json=body,
-        headers={"anthropic-beta": "context-management-2025-06-27", "anthropic-version": "2023-06-01"},
+        headers={
+            "anthropic-beta": "context-management-2025-06-27",
+            "anthropic-version": "2023-06-01",
+        },
     ) as r:
         assert r.status == 200
         text = await r.text()
@@ -157,11 +188,19 @@ async def test_claude_code_shape_to_other_dialects(env: Env) -> None:
     all survive translation (dropped where there is no counterpart, never a 400)."""
     up, gw, http = env
     tools = [
-        {"name": f"Tool{i}", "description": "d", "input_schema": {"type": "object", "properties": {}}}
+        {
+            "name": f"Tool{i}",
+            "description": "d",
+            "input_schema": {"type": "object", "properties": {}},
+        }
         for i in range(24)
     ]
     tools.append({"type": "web_search_20250305", "name": "web_search", "max_uses": 5})
-    for prefix, model in (("oai", "oai/gpt-4o-mini"), ("rsp", "rsp/gpt-5-mini"), ("gem", "gem/gemini-2.5-flash")):
+    for prefix, model in (
+        ("oai", "oai/gpt-4o-mini"),
+        ("rsp", "rsp/gpt-5-mini"),
+        ("gem", "gem/gemini-2.5-flash"),
+    ):
         up.by_prefix(prefix).script(Reply(tool_calls=[ToolCall("Tool3", {"path": "/tmp"})]))
         body = {
             "model": model,
@@ -170,7 +209,13 @@ async def test_claude_code_shape_to_other_dialects(env: Env) -> None:
             "context_management": {"edits": [{"type": "clear_thinking_20251015"}]},
             "output_config": {"effort": "medium"},
             "metadata": {"user_id": "u1"},
-            "system": [{"type": "text", "text": "You are Claude Code.", "cache_control": {"type": "ephemeral"}}],
+            "system": [
+                {
+                    "type": "text",
+                    "text": "You are Claude Code.",
+                    "cache_control": {"type": "ephemeral"},
+                }
+            ],
             "tools": tools,
             "messages": [
                 {"role": "system", "content": "Extra system note."},
@@ -204,17 +249,22 @@ async def test_gemini_fast_path_model_in_path_only(env: Env) -> None:
 
 
 async def test_gemini_json_array_stream(env: Env) -> None:
-    up, gw, http = env
+    _up, gw, http = env
     contents = {"contents": [{"role": "user", "parts": [{"text": "x"}]}]}
     for model in ("gem/gemini-2.5-flash", "oai/gpt-4o-mini"):
-        async with http.post(gw.url + f"/v1/models/{model}:streamGenerateContent", json=contents) as r:
+        async with http.post(
+            gw.url + f"/v1/models/{model}:streamGenerateContent", json=contents
+        ) as r:
             assert r.status == 200
             assert r.headers["content-type"].startswith("application/json")
             chunks = json.loads(await r.text())
         assert isinstance(chunks, list) and chunks[-1]["candidates"][0]["finishReason"] == "STOP"
-        assert "".join(
-            p.get("text", "") for c in chunks for p in c["candidates"][0]["content"]["parts"]
-        ) == "echo: x"
+        assert (
+            "".join(
+                p.get("text", "") for c in chunks for p in c["candidates"][0]["content"]["parts"]
+            )
+            == "echo: x"
+        )
 
 
 async def test_responses_fast_path(env: Env) -> None:
@@ -252,13 +302,15 @@ async def test_count_tokens(env: Env) -> None:
         assert r.headers["x-relaygate-token-count"] == "estimate"
         assert (await r.json())["input_tokens"] == 100
     contents = {"contents": [{"role": "user", "parts": [{"text": "y" * 40}]}]}
-    async with http.post(gw.url + "/v1beta/models/ant/claude-sonnet-4-5:countTokens", json=contents) as r:
+    async with http.post(
+        gw.url + "/v1beta/models/ant/claude-sonnet-4-5:countTokens", json=contents
+    ) as r:
         assert r.status == 200
         assert (await r.json())["totalTokens"] > 0
 
 
 async def test_model_listings_in_each_shape(env: Env) -> None:
-    up, gw, http = env
+    _up, gw, http = env
     async with http.get(gw.url + "/v1beta/models") as r:
         names = [m["name"] for m in (await r.json())["models"]]
     assert "models/ant/claude-sonnet-4-5" in names

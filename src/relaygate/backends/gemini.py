@@ -69,7 +69,9 @@ class GeminiBackend(HttpBackend):
             return RawReply(resp.status, None, resp.iter_chunks(), resp)
         return RawReply(resp.status, await resp.read(), None, resp)
 
-    async def count_tokens(self, native_model: str, body: dict[str, Any], ctx: CallContext) -> bytes:
+    async def count_tokens(
+        self, native_model: str, body: dict[str, Any], ctx: CallContext
+    ) -> bytes:
         """``:countTokens`` upstream; ``body`` is Gemini-shaped (``contents`` …)."""
         url = model_url(self.root, native_model, "countTokens")
         resp = await self._send(url, orjson.dumps(body), ctx, stream=False)

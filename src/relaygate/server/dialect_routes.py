@@ -120,7 +120,9 @@ def precheck_responses(body: dict[str, Any]) -> None:
         raise invalid("Missing required parameter: 'input'.", "input")
     prev = body.get("previous_response_id")
     if prev is not None and not isinstance(prev, str):
-        raise invalid("Invalid type for 'previous_response_id': expected a string.", "previous_response_id")
+        raise invalid(
+            "Invalid type for 'previous_response_id': expected a string.", "previous_response_id"
+        )
     store = body.get("store")
     if store is not None and not isinstance(store, bool):
         raise invalid("Invalid type for 'store': expected a boolean.", "store")
@@ -140,7 +142,9 @@ def precheck_gemini(body: dict[str, Any]) -> None:
         raise invalid("* GenerateContentRequest.contents: contents is not specified", "contents")
     for i, content in enumerate(contents):
         if not isinstance(content, dict):
-            raise invalid(f"Invalid value at 'contents[{i}]': expected a Content object", f"contents[{i}]")
+            raise invalid(
+                f"Invalid value at 'contents[{i}]': expected a Content object", f"contents[{i}]"
+            )
         parts = content.get("parts")
         if not isinstance(parts, list):
             raise invalid(
@@ -150,7 +154,9 @@ def precheck_gemini(body: dict[str, Any]) -> None:
     config = body.get("generationConfig", body.get("generation_config"))
     if config is not None:
         if not isinstance(config, dict):
-            raise invalid("Invalid value at 'generation_config': expected an object", "generationConfig")
+            raise invalid(
+                "Invalid value at 'generation_config': expected an object", "generationConfig"
+            )
         for key in ("temperature", "topP", "top_p"):
             if config.get(key) is not None and not _is_number(config[key]):
                 raise invalid(f"Invalid value at 'generation_config.{key}' (TYPE_FLOAT)", key)
@@ -190,9 +196,7 @@ async def anthropic_messages(app: RelayApp, scope: Scope, receive: Receive, send
     await generate(app, scope, receive, send, info)
 
 
-async def anthropic_count_tokens(
-    app: RelayApp, scope: Scope, receive: Receive, send: Send
-) -> None:
+async def anthropic_count_tokens(app: RelayApp, scope: Scope, receive: Receive, send: Send) -> None:
     from relaygate.dialects import anthropic
 
     body = await read_json(app, receive)
@@ -210,7 +214,10 @@ async def anthropic_count_tokens(
     n = await _count_elsewhere(target, request, ctx)
     headers = [] if n is not None else [ESTIMATE_HEADER]
     await send_bytes(
-        send, 200, anthropic.render_count_tokens(n if n is not None else estimate_tokens(request)), headers
+        send,
+        200,
+        anthropic.render_count_tokens(n if n is not None else estimate_tokens(request)),
+        headers,
     )
 
 

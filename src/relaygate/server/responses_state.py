@@ -322,9 +322,7 @@ class ResponsesState:
         entry = await self.store.get(response_id)
         if entry is None:
             return _error(
-                GatewayError(
-                    ErrorKind.NOT_FOUND, f"Response with id '{response_id}' not found."
-                )
+                GatewayError(ErrorKind.NOT_FOUND, f"Response with id '{response_id}' not found.")
             )
         return StarletteResponse(orjson.dumps(entry.response), media_type="application/json")
 
@@ -333,9 +331,7 @@ class ResponsesState:
         entry = await self.store.get(response_id)
         if entry is None:
             return _error(
-                GatewayError(
-                    ErrorKind.NOT_FOUND, f"Response with id '{response_id}' not found."
-                )
+                GatewayError(ErrorKind.NOT_FOUND, f"Response with id '{response_id}' not found.")
             )
         items = [i for i in entry.input if isinstance(i, dict)]
         body = {"object": "list", "data": items, "has_more": False}
@@ -345,9 +341,7 @@ class ResponsesState:
         response_id = request.path_params["response_id"]
         if not await self.store.delete(response_id):
             return _error(
-                GatewayError(
-                    ErrorKind.NOT_FOUND, f"Response with id '{response_id}' not found."
-                )
+                GatewayError(ErrorKind.NOT_FOUND, f"Response with id '{response_id}' not found.")
             )
         body = {"id": response_id, "object": "response.deleted", "deleted": True}
         return StarletteResponse(orjson.dumps(body), media_type="application/json")
