@@ -271,6 +271,7 @@ class TextDelta:
 class ThinkingStart:
     index: int
     redacted: str | None = None
+    origin: str | None = None  # provider family, for a redacted block that has no delta
     kind: Literal["thinking_start"] = "thinking_start"
 
 

@@ -20,7 +20,7 @@ import asyncio
 import json
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 from aiohttp import web
 
@@ -127,7 +127,7 @@ class Emulator:
     def routes(self, app: web.Application) -> None:
         raise NotImplementedError
 
-    async def start(self) -> Emulator:
+    async def start(self) -> Self:
         app = web.Application(client_max_size=64 * 1024 * 1024, middlewares=[self._record])
         self.routes(app)
         self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
@@ -144,7 +144,7 @@ class Emulator:
             await self._runner.cleanup()
             self._runner = None
 
-    async def __aenter__(self) -> Emulator:
+    async def __aenter__(self) -> Self:
         return await self.start()
 
     async def __aexit__(self, *exc: object) -> None:
