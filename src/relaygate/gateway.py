@@ -128,8 +128,12 @@ def validate(
 def _validate_routes(config: Config, prefixes: dict[str, str]) -> list[str]:
     problems: list[str] = []
     names = {r.name for r in config.routes}
+    seen_routes: set[str] = set()
     for i, route in enumerate(config.routes):
         where = f"routes[{i}] ({route.name})"
+        if route.name in seen_routes:
+            problems.append(f"{where}.name: duplicate route name — give each route a unique name")
+        seen_routes.add(route.name)
         if not route.targets:
             problems.append(
                 f"{where}.targets: empty — list at least one model such as openai/gpt-4o-mini"
@@ -137,7 +141,11 @@ def _validate_routes(config: Config, prefixes: dict[str, str]) -> list[str]:
         for j, target in enumerate(route.targets):
             resolved = config.aliases.get(target, target)
             parts = split_selector(resolved)
-            if resolved in names and resolved != route.name:
+            if resolved in names:
+                problems.append(
+                    f"{where}.targets[{j}]: {target!r} is a route — routes do not nest; list that "
+                    "route's models here instead"
+                )
                 continue
             if parts is None or parts[0] not in prefixes:
                 problems.append(
@@ -164,6 +172,9 @@ def _validate_routes(config: Config, prefixes: dict[str, str]) -> list[str]:
             problems.append(
                 f"{where}.targets: consensus needs at least two targets — add targets or use fallback"
             )
+    from relaygate.routing.settings import problems as routing_problems
+
+    problems.extend(routing_problems(config))
     for alias, target in config.aliases.items():
         resolved = target
         if resolved in names:
@@ -273,8 +284,15 @@ def build_gateway(
             problems.append(f"{_where(i, entry)}: {exc}")
     if problems:
         raise ConfigError(problems)
+    from relaygate.routing.settings import breaker_config
+    from relaygate.routing.state import RoutingState
+
     router = Router(
-        backends, routes=config.routes, aliases=config.aliases, default_model=config.default_model
+        backends,
+        routes=config.routes,
+        aliases=config.aliases,
+        default_model=config.default_model,
+        state=RoutingState(breaker_config(config)),
     )
     t = config.timeouts
     return Gateway(

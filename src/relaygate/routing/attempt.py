@@ -30,6 +30,7 @@ from relaygate.canonical import (
 )
 from relaygate.dialects import Dialect
 from relaygate.dialects.sse import SSEDecoder
+from relaygate.redact import redact
 from relaygate.routing.router import Target
 
 
@@ -45,6 +46,8 @@ class Outcome:
     completed: bool = False  # stream: reached its proper end
     error: GatewayError | None = None  # stream: how it broke after the first byte
     close: Callable[[], Any] | None = None
+    headers: list[tuple[bytes, bytes]] = field(default_factory=list)  # extra response headers
+    render: Callable[[Response], bytes] | None = None  # client-dialect renderer (translated)
 
     async def aclose(self) -> None:
         if self.close is not None:
@@ -75,6 +78,13 @@ class Call:
 
 def _stream_error_in(first: bytes, client: Dialect) -> GatewayError | None:
     """An upstream that answers 200 and then an error event (or garbage) as its first chunk."""
+    if first.lstrip().startswith(b"{"):
+        # A JSON document where an event stream was asked for: an error body under a 200.
+        err = client.parse_error(502, first)
+        err.message = "upstream answered the stream request with a JSON body: " + redact(
+            err.message
+        )
+        return err
     parser = client.make_parser()
     for sse in SSEDecoder().feed(first):
         for event in parser.feed(sse):
@@ -86,6 +96,15 @@ def _stream_error_in(first: bytes, client: Dialect) -> GatewayError | None:
 async def open_attempt(call: Call, target: Target) -> Outcome:
     backend = target.backend
     client = call.client
+    if call.want_canonical and call.stream:
+        # Consensus compares whole answers; it cannot vote on a stream already sent.
+        raise GatewayError(
+            ErrorKind.INVALID_REQUEST,
+            "This model is a consensus route, which answers only whole responses: send "
+            "stream: false (or use a fallback/race/hedge route for streaming).",
+            param="stream",
+            code="consensus_stream_unsupported",
+        )
     # A backend may speak more than one wire dialect (``openai``: Chat and Responses).
     same = backend.dialect == client.NAME or client.NAME in getattr(backend, "also_speaks", ())
     if same and not call.want_canonical:
@@ -206,6 +225,7 @@ async def _open_translated(call: Call, target: Target) -> Outcome:
             response=response,
             first_token_at=time.monotonic(),
             completed=True,
+            render=client.render_response,
         )
     events = backend.stream(request, target.native_id, call.ctx)
     kwargs: dict[str, Any] = {}

@@ -11,8 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from relaygate.backends.base import Backend
+from relaygate.backends.transport import Timeouts
 from relaygate.canonical import ErrorKind, GatewayError, ModelInfo
 from relaygate.config import RouteConfig
+from relaygate.routing.state import RoutingState
 
 
 @dataclass(slots=True)
@@ -30,6 +32,8 @@ class Plan:
     targets: list[Target]
     route: RouteConfig | None = None
     extra: dict[str, object] = field(default_factory=dict)
+    state: RoutingState | None = None  # breakers and statistics shared across requests
+    timeouts: Timeouts | None = None  # the route's own, overriding the gateway's defaults
 
 
 def split_selector(selector: str) -> tuple[str, str] | None:
@@ -50,7 +54,9 @@ class Router:
         routes: list[RouteConfig] | None = None,
         aliases: dict[str, str] | None = None,
         default_model: str | None = None,
+        state: RoutingState | None = None,
     ) -> None:
+        self.state = state or RoutingState()
         self.by_prefix = {b.prefix: b for b in backends.values()}
         self.routes = {r.name: r for r in routes or []}
         self.aliases = dict(aliases or {})
@@ -71,6 +77,7 @@ class Router:
         plan = self._cache.get(selector)
         if plan is None:
             plan = self._resolve(selector, depth=0)
+            plan.state = self.state
             if len(self._cache) < 4096:
                 self._cache[selector] = plan
         return plan
@@ -101,7 +108,11 @@ class Router:
                 target = self._target(sel, depth + 1)
                 target.weight = weight
                 targets.append(target)
-            return Plan(route.name, route.strategy, targets, route)
+            timeouts = None
+            if route.timeouts is not None:
+                t = route.timeouts
+                timeouts = Timeouts(connect=t.connect, first_token=t.first_token, total=t.total)
+            return Plan(route.name, route.strategy, targets, route, timeouts=timeouts)
         return Plan(selector, "single", [self._target(selector, depth)])
 
     def _target(self, selector: str, depth: int) -> Target:

@@ -295,7 +295,7 @@ def install_subsystems(inner: RelayApp) -> None:
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as exc:
-            if exc.name and (name == exc.name or name.startswith(exc.name + ".")):
+            if exc.name == name or name.startswith(f"{exc.name}."):
                 continue
             raise
         install = getattr(module, "install", None)

@@ -14,6 +14,7 @@ from relaygate.backends.base import CallContext
 from relaygate.canonical import ErrorKind, GatewayError, Usage
 from relaygate.dialects import Dialect
 from relaygate.routing.attempt import Call, Outcome, open_attempt
+from relaygate.routing.cancel import unless_disconnected
 from relaygate.routing.router import Plan, Target
 from relaygate.routing.strategies import Execution, execute
 from relaygate.server.http import Receive, Scope, Send, send_bytes, send_error, stream_response
@@ -130,7 +131,13 @@ async def generate(
             client=info.dialect,
             body=info.body,
             stream=info.stream,
-            ctx=CallContext(info.request_id, gw.timeouts, app.loop_guard, info.headers, info.path),
+            ctx=CallContext(
+                info.request_id,
+                plan.timeouts or gw.timeouts,
+                app.loop_guard,
+                info.headers,
+                info.path,
+            ),
             include_usage=info.include_usage,
             want_canonical=plan.strategy == "consensus",
         )
@@ -138,7 +145,9 @@ async def generate(
         async def opener(target: Target) -> Outcome:
             return await open_attempt(call, target)
 
-        outcome = await execute(plan, opener, gw.config.retry, execution)
+        outcome = await unless_disconnected(
+            receive, execute(plan, opener, gw.config.retry, execution)
+        )
     except GatewayError as err:
         error = err
         status = err.status

@@ -2,6 +2,18 @@
 
 from relaygate.testing._emulator import Emulator, Fault, Recorded, Reply, ToolCall
 from relaygate.testing.anthropic_emulator import AnthropicEmulator
+from relaygate.testing.gemini_emulator import GeminiEmulator
 from relaygate.testing.openai_emulator import OpenAIEmulator
+from relaygate.testing.responses_emulator import ResponsesEmulator
 
-__all__ = ["AnthropicEmulator", "Emulator", "Fault", "OpenAIEmulator", "Recorded", "Reply", "ToolCall"]
+__all__ = [
+    "AnthropicEmulator",
+    "Emulator",
+    "Fault",
+    "GeminiEmulator",
+    "OpenAIEmulator",
+    "Recorded",
+    "Reply",
+    "ResponsesEmulator",
+    "ToolCall",
+]

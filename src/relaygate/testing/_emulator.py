@@ -191,8 +191,7 @@ class Emulator:
         content_type: str = "text/event-stream",
     ) -> web.StreamResponse:
         """Send pre-rendered SSE blocks with the reply's pacing; count disconnects."""
-        if reply.first_delay:
-            await asyncio.sleep(reply.first_delay)
+        await self.first_byte_delay(reply)
         response = web.StreamResponse(
             status=200, headers={"Content-Type": content_type, "Cache-Control": "no-cache"}
         )
@@ -216,6 +215,17 @@ class Emulator:
         finally:
             self.open_streams -= 1
         return response
+
+    async def first_byte_delay(self, reply: Reply) -> None:
+        """Wait ``reply.first_delay`` before answering; a client that gives up meanwhile (a
+        timeout, a lost race or hedge) counts as a disconnect."""
+        if not reply.first_delay:
+            return
+        try:
+            await asyncio.sleep(reply.first_delay)
+        except asyncio.CancelledError:
+            self.disconnects += 1
+            raise
 
     async def wait_for_disconnects(self, n: int = 1, timeout: float = 5.0) -> bool:
         """Wait until ``n`` streams saw their client go away (no sleep-based guessing)."""
