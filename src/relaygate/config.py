@@ -116,6 +116,7 @@ class Config(_Strict):
     security: dict[str, Any] = Field(default_factory=dict)
     breaker: dict[str, Any] = Field(default_factory=dict)
     health: dict[str, Any] = Field(default_factory=dict)
+    responses: dict[str, Any] = Field(default_factory=dict)  # server/responses_state.py
 
 
 # ----------------------------------------------------------------------------- loading

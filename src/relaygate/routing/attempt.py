@@ -105,7 +105,9 @@ async def open_attempt(call: Call, target: Target) -> Outcome:
             param="stream",
             code="consensus_stream_unsupported",
         )
-    if backend.dialect == client.NAME and not call.want_canonical:
+    # A backend may speak more than one wire dialect (``openai``: Chat and Responses).
+    same = backend.dialect == client.NAME or client.NAME in getattr(backend, "also_speaks", ())
+    if same and not call.want_canonical:
         return await _open_raw(call, target)
     return await _open_translated(call, target)
 
