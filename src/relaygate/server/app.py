@@ -295,7 +295,8 @@ def install_subsystems(inner: RelayApp) -> None:
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as exc:
-            if exc.name == name:
+            # the module itself or its package (relaygate.store for relaygate.store.install)
+            if exc.name is not None and (name == exc.name or name.startswith(exc.name + ".")):
                 continue
             raise
         install = getattr(module, "install", None)
