@@ -24,6 +24,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from relaygate import dialects
+from relaygate.backends.oauth import OAuthOptions, OAuthTokenProvider
 from relaygate.backends.transport import AiohttpTransport, Timeouts, Transport, UpstreamResponse
 from relaygate.canonical import (
     ErrorEvent,
@@ -94,7 +95,7 @@ class HttpOptions(_Strict):
     auth_cooldown: float = Field(300.0, ge=0)
     default_max_tokens: int = Field(4096, gt=0)
     discover: bool = True
-    oauth: dict[str, Any] | None = None  # see relaygate.backends.oauth
+    oauth: OAuthOptions | None = None  # see relaygate.backends.oauth
 
     @field_validator("base_url")
     @classmethod
@@ -233,6 +234,11 @@ class HttpBackend:
             auth_cooldown=options.auth_cooldown,
         )
         self.transport: Transport = transport or AiohttpTransport()
+        self.token_provider: OAuthTokenProvider | None = None
+        if options.oauth is not None:
+            self.token_provider = OAuthTokenProvider(
+                options.oauth, self.transport, backend=backend_id, env=env
+            )
         self.wire = dialects.get(self.dialect) if self.dialect else None
         self.discovery_error: str | None = None
         self._models: list[ModelInfo] | None = None
@@ -298,6 +304,8 @@ class HttpBackend:
         self, url: str, body: bytes, ctx: CallContext, *, stream: bool
     ) -> UpstreamResponse:
         index, key = self._acquire_key()
+        if self.token_provider is not None:
+            key = await self.token_provider.token()
         headers = self._headers(key, ctx)
         if stream:
             headers["Accept"] = "text/event-stream"
@@ -305,6 +313,14 @@ class HttpBackend:
             resp = await self.transport.send(
                 "POST", url, headers=headers, body=body, timeouts=self.timeouts(ctx)
             )
+            if resp.status == 401 and self.token_provider is not None:
+                # OAuth: the token was revoked or expired early — refresh and retry once.
+                resp.close()
+                key = await self.token_provider.invalidate(key)
+                headers.update(self.auth_headers(key))
+                resp = await self.transport.send(
+                    "POST", url, headers=headers, body=body, timeouts=self.timeouts(ctx)
+                )
         except GatewayError as err:
             err.backend = self.id
             err.message = redact(err.message)
@@ -429,7 +445,10 @@ class HttpBackend:
     async def discover(self) -> list[tuple[str, str | None]]:
         """Ask the provider for its models. Errors raise :class:`GatewayError`."""
         got = self.keys.acquire() or (-1, "")
-        headers = self._headers(got[1], None)
+        key = got[1]
+        if self.token_provider is not None:
+            key = await self.token_provider.token()
+        headers = self._headers(key, None)
         resp = await self.transport.send(
             "GET",
             self.base_url + self.models_path,
