@@ -295,8 +295,8 @@ def install_subsystems(inner: RelayApp) -> None:
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as exc:
-            if exc.name == name:
-                continue
+            if exc.name and (name == exc.name or name.startswith(exc.name + ".")):
+                continue  # the subsystem (or its package) is not there yet
             raise
         install = getattr(module, "install", None)
         if install is not None:
