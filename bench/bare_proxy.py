@@ -23,7 +23,9 @@ def make_app(upstream: str) -> web.Application:
         headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP}
         body = await request.read()
         session: aiohttp.ClientSession = request.app["session"]
-        async with session.request(request.method, request.rel_url, data=body, headers=headers) as up:
+        async with session.request(
+            request.method, request.rel_url, data=body, headers=headers
+        ) as up:
             out = web.StreamResponse(status=up.status)
             out.content_type = up.content_type
             await out.prepare(request)
@@ -50,7 +52,9 @@ def main() -> None:
         uvloop.install()
     except ImportError:
         pass
-    web.run_app(make_app(args.upstream), host="127.0.0.1", port=args.port, access_log=None, print=None)
+    web.run_app(
+        make_app(args.upstream), host="127.0.0.1", port=args.port, access_log=None, print=None
+    )
 
 
 if __name__ == "__main__":

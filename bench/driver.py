@@ -90,6 +90,13 @@ class Proc:
             return 0
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of ``pid`` so far (robust to other load on the machine)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rss_mb(pid: int) -> float:
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -105,7 +112,9 @@ class Fleet:
         self.workdir = workdir
         self.procs: list[Proc] = []
 
-    def start(self, name: str, argv: list[str], port: int, env: dict[str, str] | None = None) -> Proc:
+    def start(
+        self, name: str, argv: list[str], port: int, env: dict[str, str] | None = None
+    ) -> Proc:
         log = open(self.workdir / f"{name}.log", "wb")  # noqa: SIM115 - lives as long as the proc
         popen = subprocess.Popen(
             argv,
@@ -143,6 +152,7 @@ class Load:
     url: str
     body: bytes
     headers: dict[str, str] = field(default_factory=dict)
+    pid: int | None = None  # the proxy under test, for CPU time per request
 
 
 def run_wrk(
@@ -172,15 +182,26 @@ def run_wrk(
         str(BENCH / "report.lua"),
         load.url,
     ]
+    cpu0 = cpu_seconds(load.pid) if load.pid else 0.0
     out = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
+    cpu = cpu_seconds(load.pid) - cpu0 if load.pid else 0.0
     for line in out.stdout.splitlines():
         if line.startswith("BENCHJSON "):
             result: dict[str, Any] = json.loads(line[len("BENCHJSON ") :])
             secs = result["duration_us"] / 1e6
             result["rps"] = result["requests"] / secs if secs else 0.0
+            if load.pid and result["requests"]:
+                result["cpu_us_per_req"] = cpu * 1e6 / result["requests"]
+                result["cpu_util"] = cpu / secs if secs else 0.0
             result["errors"] = sum(
                 result[k]
-                for k in ("connect_errors", "read_errors", "write_errors", "status_errors", "timeouts")
+                for k in (
+                    "connect_errors",
+                    "read_errors",
+                    "write_errors",
+                    "status_errors",
+                    "timeouts",
+                )
             )
             return result
     raise SystemExit(f"wrk failed ({out.returncode}): {out.stderr or out.stdout}")
@@ -196,7 +217,9 @@ def check(load: Load, expect: bytes) -> None:
         with urllib.request.urlopen(req, timeout=30) as resp:
             data = resp.read()
     except urllib.error.HTTPError as exc:
-        raise SystemExit(f"sanity check {load.url}: HTTP {exc.code}: {exc.read()[:300]!r}") from None
+        raise SystemExit(
+            f"sanity check {load.url}: HTTP {exc.code}: {exc.read()[:300]!r}"
+        ) from None
     if expect not in data:
         raise SystemExit(f"sanity check {load.url}: {expect!r} not in {data[:300]!r}")
 
@@ -235,9 +258,7 @@ def nginx_conf(workdir: Path, port: int) -> Path:
         # Inlined in a single-quoted nginx string: these would need escaping.
         assert not any(c in body for c in (b"'", b"\\", b"$")), name
     text = (BENCH / "nginx.conf.tmpl").read_text()
-    conf = text.format(
-        prefix=workdir, port=port, **{k: v.decode() for k, v in bodies.items()}
-    )
+    conf = text.format(prefix=workdir, port=port, **{k: v.decode() for k, v in bodies.items()})
     path = workdir / "nginx.conf"
     path.write_text(conf)
     return path
@@ -285,7 +306,9 @@ def machine() -> dict[str, Any]:
                 cpu = line.split(":", 1)[1].strip()
                 break
     mem_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    wrk_version = subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.split("\n")[0]
+    wrk_version = subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.split("\n")[
+        0
+    ]
     nginx_version = subprocess.run(["nginx", "-v"], capture_output=True, text=True).stderr.strip()
     return {
         "cpu": cpu,
@@ -325,9 +348,13 @@ def ratio(a: float, b: float) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="short runs (3 s each, 30k soak)")
-    parser.add_argument("--soak-requests", type=int, default=0, help="soak size (default 1,000,000; --quick 30,000)")
+    parser.add_argument(
+        "--soak-requests", type=int, default=0, help="soak size (default 1,000,000; --quick 30,000)"
+    )
     parser.add_argument("--open-streams", type=int, default=1000, help="concurrent paced streams")
     parser.add_argument("--skip-soak", action="store_true")
     parser.add_argument("--skip-open-streams", action="store_true")
@@ -339,8 +366,10 @@ def main(argv: list[str] | None = None) -> int:
     s = settings(args)
     for tool in ("nginx", "wrk"):
         if shutil.which(tool) is None:
-            raise SystemExit(f"{tool} not found: run bench/run.sh (installs it) or apt-get install {tool}")
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+            raise SystemExit(
+                f"{tool} not found: run bench/run.sh (installs it) or apt-get install {tool}"
+            )
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     workdir = Path(tempfile.mkdtemp(prefix="relaygate-bench-"))
     fleet = Fleet(workdir)
@@ -361,31 +390,68 @@ def main(argv: list[str] | None = None) -> int:
     try:
         ports = {k: free_port() for k in ("nginx", "paced", "bare", "bare_paced", "relaygate")}
         fleet.start(
-            "nginx", ["nginx", "-p", str(workdir), "-c", str(nginx_conf(workdir, ports["nginx"]))], ports["nginx"]
+            "nginx",
+            ["nginx", "-p", str(workdir), "-c", str(nginx_conf(workdir, ports["nginx"]))],
+            ports["nginx"],
         )
         fleet.start(
             "paced",
-            [PY, "-m", "bench.paced_upstream", "--port", str(ports["paced"]),
-             "--chunks", str(s.paced_chunks), "--interval", str(s.paced_interval)],
+            [
+                PY,
+                "-m",
+                "bench.paced_upstream",
+                "--port",
+                str(ports["paced"]),
+                "--chunks",
+                str(s.paced_chunks),
+                "--interval",
+                str(s.paced_interval),
+            ],
             ports["paced"],
         )
         bare = fleet.start(
             "bare",
-            [PY, "-m", "bench.bare_proxy", "--port", str(ports["bare"]),
-             "--upstream", f"http://127.0.0.1:{ports['nginx']}"],
+            [
+                PY,
+                "-m",
+                "bench.bare_proxy",
+                "--port",
+                str(ports["bare"]),
+                "--upstream",
+                f"http://127.0.0.1:{ports['nginx']}",
+            ],
             ports["bare"],
         )
         bare_paced = fleet.start(
             "bare_paced",
-            [PY, "-m", "bench.bare_proxy", "--port", str(ports["bare_paced"]),
-             "--upstream", f"http://127.0.0.1:{ports['paced']}"],
+            [
+                PY,
+                "-m",
+                "bench.bare_proxy",
+                "--port",
+                str(ports["bare_paced"]),
+                "--upstream",
+                f"http://127.0.0.1:{ports['paced']}",
+            ],
             ports["bare_paced"],
         )
         cfg = relaygate_config(workdir, ports["relaygate"], ports["nginx"], ports["paced"])
         rg = fleet.start(
             "relaygate",
-            [PY, "-m", "relaygate.cli", "serve", "--config", str(cfg), "--port", str(ports["relaygate"]),
-             "--workers", "1", "--log-level", args.log_level],
+            [
+                PY,
+                "-m",
+                "relaygate.cli",
+                "serve",
+                "--config",
+                str(cfg),
+                "--port",
+                str(ports["relaygate"]),
+                "--workers",
+                "1",
+                "--log-level",
+                args.log_level,
+            ],
             ports["relaygate"],
             env={"PYTHONPATH": str(ROOT / "src"), "RELAYGATE_API_KEY": MASTER_KEY},
         )
@@ -414,13 +480,18 @@ def main(argv: list[str] | None = None) -> int:
                 payloads.anthropic_request("sse/" + payloads.MODEL),
                 {"x-api-key": MASTER_KEY, "anthropic-version": "2023-06-01"},
             ),
-            "bare_paced": Load(f"http://127.0.0.1:{ports['bare_paced']}/v1/chat/completions", st_body),
+            "bare_paced": Load(
+                f"http://127.0.0.1:{ports['bare_paced']}/v1/chat/completions", st_body
+            ),
             "rg_paced": Load(
                 f"http://127.0.0.1:{r}/v1/chat/completions",
                 payloads.chat_request("paced/" + payloads.MODEL, stream=True),
                 auth,
             ),
         }
+        owners = {"bare_paced": bare_paced.pid, "direct_ns": None}
+        for name, load in loads.items():
+            load.pid = owners.get(name, bare.pid if name.startswith("bare") else rg.pid)
         for name in ("direct_ns", "bare_ns", "rg_ns"):
             check(loads[name], b"fixed benchmark completion")
         for name in ("bare_st", "rg_st"):
@@ -433,8 +504,12 @@ def main(argv: list[str] | None = None) -> int:
             results["notes"].append(f"cross-dialect scenario skipped: {exc}")
             print(f"! cross-dialect scenario skipped: {exc}", file=sys.stderr)
 
-        def wrk(name: str, conns: int, secs: float | None = None, timeout: float = 10.0) -> dict[str, Any]:
-            return run_wrk(workdir, loads[name], connections=conns, seconds=secs or s.seconds, timeout=timeout)
+        def wrk(
+            name: str, conns: int, secs: float | None = None, timeout: float = 10.0
+        ) -> dict[str, Any]:
+            return run_wrk(
+                workdir, loads[name], connections=conns, seconds=secs or s.seconds, timeout=timeout
+            )
 
         print(f"warming up ({s.warmup:.0f}s per target)…", file=sys.stderr)
         for name in ("bare_ns", "rg_ns", "bare_st", "rg_st"):
@@ -465,9 +540,14 @@ def main(argv: list[str] | None = None) -> int:
         if not args.skip_open_streams and want("open_streams"):
             duration = s.paced_chunks * s.paced_interval
             secs = duration * 1.5 + 3
-            print(f"open_streams ({s.open_streams} × {duration:.0f}s paced streams)…", file=sys.stderr)
+            print(
+                f"open_streams ({s.open_streams} x {duration:.0f}s paced streams)…", file=sys.stderr
+            )
             entry: dict[str, Any] = {"stream_seconds": duration}
-            for who, proc, load in (("bare", bare_paced, "bare_paced"), ("relaygate", rg, "rg_paced")):
+            for who, proc, load in (
+                ("bare", bare_paced, "bare_paced"),
+                ("relaygate", rg, "rg_paced"),
+            ):
                 with sampling(proc) as peak:
                     res = wrk(load, s.open_streams, secs, timeout=duration * 3 + 10)
                 res["peak_rss_mb"] = peak["rss_mb"]
@@ -537,8 +617,16 @@ def table(results: dict[str, Any]) -> str:
         bare, rg = sc[name]["bare"], sc[name]["relaygate"]
         q = ratio(rg["rps"], bare["rps"])
         errs = f" ({rg['errors']} err)" if rg["errors"] else ""
+        # CPU per request is what load on a shared machine does not distort.
+        cpu = ratio(bare.get("cpu_us_per_req", 0), rg.get("cpu_us_per_req", 0))
         rows.append(
-            (label, f"{bare['rps']:,.0f}", f"{rg['rps']:,.0f}{errs}", f"{q:.2f}×", f"≥{target}× {verdict(q >= target)}")
+            (
+                label,
+                f"{bare['rps']:,.0f}",
+                f"{rg['rps']:,.0f}{errs}",
+                f"{q:.2f}x (cpu {cpu:.2f}x: {bare.get('cpu_us_per_req', 0):.0f} vs {rg.get('cpu_us_per_req', 0):.0f} us/req)",
+                f"≥{target}x {verdict(q >= target)}",
+            )
         )
 
     rps_row("nonstream_c1", "non-stream c=1 (RPS)", TARGETS["nonstream_rps"])
@@ -597,7 +685,9 @@ def table(results: dict[str, Any]) -> str:
         )
     head = ("scenario", "bare proxy", "relaygate", "ratio / delta", "target")
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(5)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in [head, *rows]]
+    lines = [
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in [head, *rows]
+    ]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
 

@@ -46,16 +46,20 @@ def content_chunk(text: str) -> bytes:
     return _chunk({"content": text})
 
 
-_USAGE = b"data: " + orjson.dumps(
-    {
-        "id": "chatcmpl-bench",
-        "object": "chat.completion.chunk",
-        "created": CREATED,
-        "model": MODEL,
-        "choices": [],
-        "usage": {"prompt_tokens": 12, "completion_tokens": 10, "total_tokens": 22},
-    }
-) + b"\n\n"
+_USAGE = (
+    b"data: "
+    + orjson.dumps(
+        {
+            "id": "chatcmpl-bench",
+            "object": "chat.completion.chunk",
+            "created": CREATED,
+            "model": MODEL,
+            "choices": [],
+            "usage": {"prompt_tokens": 12, "completion_tokens": 10, "total_tokens": 22},
+        }
+    )
+    + b"\n\n"
+)
 
 SSE_TAIL = _chunk({}, "stop") + _USAGE + b"data: [DONE]\n\n"
 
@@ -78,6 +82,4 @@ def chat_request(model: str, stream: bool) -> bytes:
 
 
 def anthropic_request(model: str) -> bytes:
-    return orjson.dumps(
-        {"model": model, "max_tokens": 64, "stream": True, "messages": PROMPT}
-    )
+    return orjson.dumps({"model": model, "max_tokens": 64, "stream": True, "messages": PROMPT})

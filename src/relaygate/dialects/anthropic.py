@@ -216,7 +216,9 @@ def _usage_from_wire(raw: dict[str, Any]) -> Usage:
 
 def _usage_to_wire(usage: Usage) -> dict[str, Any]:
     out: dict[str, Any] = {
-        "input_tokens": max(0, usage.input_tokens - usage.cache_read_tokens - usage.cache_write_tokens),
+        "input_tokens": max(
+            0, usage.input_tokens - usage.cache_read_tokens - usage.cache_write_tokens
+        ),
         "cache_creation_input_tokens": usage.cache_write_tokens,
         "cache_read_input_tokens": usage.cache_read_tokens,
         "output_tokens": usage.output_tokens,
@@ -226,7 +228,9 @@ def _usage_to_wire(usage: Usage) -> dict[str, Any]:
     return out
 
 
-_SECRET = re.compile(r"(sk-ant-[A-Za-z0-9_\-]{4})[A-Za-z0-9_\-]+|(sk-[A-Za-z0-9]{2})[A-Za-z0-9_\-]{8,}")
+_SECRET = re.compile(
+    r"(sk-ant-[A-Za-z0-9_\-]{4})[A-Za-z0-9_\-]+|(sk-[A-Za-z0-9]{2})[A-Za-z0-9_\-]{8,}"
+)
 
 
 def _redact(text: str) -> str:
@@ -435,7 +439,9 @@ def _parse_image(block: dict[str, Any], param: str) -> ImagePart:
     if stype == "base64":
         media, data = source.get("media_type"), source.get("data")
         if not isinstance(media, str):
-            raise invalid(f"{param}.source.media_type: field required", f"{param}.source.media_type")
+            raise invalid(
+                f"{param}.source.media_type: field required", f"{param}.source.media_type"
+            )
         if not isinstance(data, str):
             raise invalid(f"{param}.source.data: field required", f"{param}.source.data")
         return ImagePart(media_type=media, data=data)
@@ -444,7 +450,9 @@ def _parse_image(block: dict[str, Any], param: str) -> ImagePart:
         if not isinstance(url, str):
             raise invalid(f"{param}.source.url: field required", f"{param}.source.url")
         return ImagePart(url=url)
-    raise invalid(f"{param}.source.type: unsupported image source {stype!r}", f"{param}.source.type")
+    raise invalid(
+        f"{param}.source.type: unsupported image source {stype!r}", f"{param}.source.type"
+    )
 
 
 def _parse_document(block: dict[str, Any], param: str) -> DocumentPart:
@@ -456,8 +464,11 @@ def _parse_document(block: dict[str, Any], param: str) -> DocumentPart:
     data = source.get("data")
     if stype == "base64" and isinstance(data, str):
         media = source.get("media_type")
-        return DocumentPart(media_type=media if isinstance(media, str) else "application/pdf",
-                            data=data, filename=title)
+        return DocumentPart(
+            media_type=media if isinstance(media, str) else "application/pdf",
+            data=data,
+            filename=title,
+        )
     if stype == "text" and isinstance(data, str):
         # Canonical inline data is base64 whatever the media type.
         encoded = base64.b64encode(data.encode()).decode()
@@ -510,7 +521,9 @@ def _parse_tools(raw: object, request: Request) -> None:
             continue
         schema = tool.get("input_schema")
         if not isinstance(schema, dict):
-            raise invalid(f"{param}.input_schema: field required (an object)", f"{param}.input_schema")
+            raise invalid(
+                f"{param}.input_schema: field required (an object)", f"{param}.input_schema"
+            )
         description = tool.get("description")
         if description is not None and not isinstance(description, str):
             raise invalid(f"{param}.description: must be a string", f"{param}.description")
@@ -551,8 +564,10 @@ def _parse_tool_choice(raw: object) -> ToolChoice:
     disable = raw.get("disable_parallel_tool_use")
     if disable is not None:
         if not isinstance(disable, bool):
-            raise invalid("tool_choice.disable_parallel_tool_use: must be a boolean",
-                          "tool_choice.disable_parallel_tool_use")
+            raise invalid(
+                "tool_choice.disable_parallel_tool_use: must be a boolean",
+                "tool_choice.disable_parallel_tool_use",
+            )
         choice.parallel = not disable
     return choice
 
@@ -564,8 +579,9 @@ def _parse_thinking(raw: object) -> ThinkingConfig:
     if kind == "enabled":
         budget = raw.get("budget_tokens")
         if not _is_int(budget):
-            raise invalid("thinking.budget_tokens: field required (an integer)",
-                          "thinking.budget_tokens")
+            raise invalid(
+                "thinking.budget_tokens: field required (an integer)", "thinking.budget_tokens"
+            )
         return ThinkingConfig(enabled=True, budget_tokens=budget)
     if kind == "adaptive":
         return ThinkingConfig(enabled=True, adaptive=True)
@@ -580,11 +596,14 @@ def _parse_output_config(raw: object, request: Request) -> None:
     rest = dict(raw)
     fmt = rest.pop("format", None)
     if fmt is not None:
-        if not isinstance(fmt, dict) or fmt.get("type") != "json_schema" or not isinstance(
-            fmt.get("schema"), dict
+        if (
+            not isinstance(fmt, dict)
+            or fmt.get("type") != "json_schema"
+            or not isinstance(fmt.get("schema"), dict)
         ):
-            raise invalid("output_config.format: must be {type: json_schema, schema}",
-                          "output_config.format")
+            raise invalid(
+                "output_config.format: must be {type: json_schema, schema}", "output_config.format"
+            )
         request.response_format = ResponseFormat(type="json_schema", schema=fmt["schema"])
     effort = raw.get("effort")
     if isinstance(effort, str) and request.thinking is not None:
@@ -622,14 +641,23 @@ def _response_block(part: ContentPart) -> dict[str, Any] | None:
     if isinstance(part, TextPart):
         return {"type": "text", "text": part.text}
     if isinstance(part, ToolCallPart):
-        return {"type": "tool_use", "id": part.id, "name": part.name,
-                "input": _tool_input(part.arguments)}
+        return {
+            "type": "tool_use",
+            "id": part.id,
+            "name": part.name,
+            "input": _tool_input(part.arguments),
+        }
     if isinstance(part, ThinkingPart):
         if part.redacted is not None:
-            return {"type": "redacted_thinking",
-                    "data": _wrap_signature(part.origin, part.redacted)}
-        return {"type": "thinking", "thinking": part.text,
-                "signature": _wrap_signature(part.origin, part.signature)}
+            return {
+                "type": "redacted_thinking",
+                "data": _wrap_signature(part.origin, part.redacted),
+            }
+        return {
+            "type": "thinking",
+            "thinking": part.text,
+            "signature": _wrap_signature(part.origin, part.signature),
+        }
     log.warning("anthropic: dropping %s part from a response", part.type)
     return None
 
@@ -727,7 +755,9 @@ class AnthropicStreamRenderer:
 
     # -- helpers
 
-    def _start(self, ident: str = "msg_relaygate", model: str = "", usage: Usage | None = None) -> bytes:
+    def _start(
+        self, ident: str = "msg_relaygate", model: str = "", usage: Usage | None = None
+    ) -> bytes:
         self._started = True
         if usage is not None:
             self._usage.merge(usage)
@@ -758,7 +788,11 @@ class AnthropicStreamRenderer:
         block = _Block(len(self._order))
         self._blocks[index] = block
         self._order.append(block)
-        payload = {"type": "content_block_start", "index": block.wire, "content_block": content_block}
+        payload = {
+            "type": "content_block_start",
+            "index": block.wire,
+            "content_block": content_block,
+        }
         return self._emit(index, _sse("content_block_start", payload))
 
     def _delta(self, index: int, delta: dict[str, Any]) -> bytes:
@@ -824,8 +858,10 @@ class AnthropicStreamRenderer:
             if event.signature:
                 out += self._delta(
                     event.index,
-                    {"type": "signature_delta",
-                     "signature": _wrap_signature(event.origin, event.signature)},
+                    {
+                        "type": "signature_delta",
+                        "signature": _wrap_signature(event.origin, event.signature),
+                    },
                 )
             return out
         if isinstance(event, TextStart):
@@ -836,8 +872,12 @@ class AnthropicStreamRenderer:
             )
         if isinstance(event, ThinkingStart):
             if event.redacted is not None:
-                return head + self._open(event.index, {"type": "redacted_thinking", "data": event.redacted})
-            return head + self._open(event.index, {"type": "thinking", "thinking": "", "signature": ""})
+                return head + self._open(
+                    event.index, {"type": "redacted_thinking", "data": event.redacted}
+                )
+            return head + self._open(
+                event.index, {"type": "thinking", "thinking": "", "signature": ""}
+            )
         if isinstance(event, BlockStop):
             return head + self._stop(event.index)
         if isinstance(event, UsageEvent):
@@ -1019,9 +1059,9 @@ def _build_tool(tool: ToolSpec) -> dict[str, Any]:
     out: dict[str, Any] = {"name": tool.name}
     if tool.description is not None:
         out["description"] = tool.description
-    out["input_schema"] = tool.parameters if tool.parameters is not None else {
-        "type": "object", "properties": {}
-    }
+    out["input_schema"] = (
+        tool.parameters if tool.parameters is not None else {"type": "object", "properties": {}}
+    )
     if tool.strict:
         out["strict"] = True
     if tool.cache_control is not None:
@@ -1065,7 +1105,11 @@ def _build_thinking(config: ThinkingConfig | None, max_tokens: int) -> dict[str,
 
 def _source(media_type: str | None, data: str | None, url: str | None) -> dict[str, Any] | None:
     if data is not None:
-        return {"type": "base64", "media_type": media_type or "application/octet-stream", "data": data}
+        return {
+            "type": "base64",
+            "media_type": media_type or "application/octet-stream",
+            "data": data,
+        }
     if url is None:
         return None
     if url.startswith("data:"):
@@ -1085,8 +1129,12 @@ def _request_block(part: ContentPart) -> dict[str, Any] | None:
     if isinstance(part, DocumentPart):
         return _document_block(part)
     if isinstance(part, ToolCallPart):
-        return {"type": "tool_use", "id": part.id, "name": part.name,
-                "input": _tool_input(part.arguments)}
+        return {
+            "type": "tool_use",
+            "id": part.id,
+            "name": part.name,
+            "input": _tool_input(part.arguments),
+        }
     if isinstance(part, ToolResultPart):
         out: dict[str, Any] = {"type": "tool_result", "tool_use_id": part.tool_call_id}
         content = [b for b in map(_request_block, part.content) if b is not None]
@@ -1131,7 +1179,9 @@ def _build_messages(messages: list[Message]) -> list[dict[str, Any]]:
     for message in messages:
         blocks = [b for b in map(_request_block, message.content) if b is not None]
         if not blocks:
-            log.debug("anthropic: dropping a %s message with no sendable content", message.role.value)
+            log.debug(
+                "anthropic: dropping a %s message with no sendable content", message.role.value
+            )
             continue
         if tool_turn is not None and message.role in (Role.TOOL, Role.USER):
             tool_turn["content"].extend(blocks)
@@ -1149,8 +1199,11 @@ def _content_part(block: dict[str, Any]) -> ContentPart | None:
     if kind == "text":
         return TextPart(block.get("text") or "")
     if kind == "tool_use":
-        return ToolCallPart(str(block.get("id", "")), str(block.get("name", "")),
-                            _json_text(block.get("input") or {}))
+        return ToolCallPart(
+            str(block.get("id", "")),
+            str(block.get("name", "")),
+            _json_text(block.get("input") or {}),
+        )
     if kind == "thinking":
         origin, signature = _unwrap_signature(block.get("signature"))
         # Unsigned thinking (some compatible servers) has no family that could verify it.
@@ -1169,8 +1222,13 @@ def _error_from_object(obj: dict[str, Any], status: int | None) -> GatewayError:
     message = _redact(str(err.get("message") or etype or "upstream error"))
     if status is not None and status >= 400:
         kind = upstream_kind_for_status(status)
-        return GatewayError(kind, message, status=client_status_for_upstream(status), code=etype,
-                            upstream_status=status)
+        return GatewayError(
+            kind,
+            message,
+            status=client_status_for_upstream(status),
+            code=etype,
+            upstream_status=status,
+        )
     kind = KIND_FOR_ERROR_TYPE.get(etype or "", ErrorKind.UPSTREAM)
     if kind in (ErrorKind.AUTHENTICATION, ErrorKind.PERMISSION):
         return GatewayError(kind, message, status=502, code=etype, upstream_status=status)
@@ -1192,8 +1250,9 @@ def parse_response(body: dict[str, Any]) -> Response:
         id=str(body.get("id", "")),
         model=str(body.get("model", "")),
         content=parts,
-        stop_reason=STOP_REASON_FROM_WIRE.get(body.get("stop_reason") or "end_turn",
-                                              StopReason.END_TURN),
+        stop_reason=STOP_REASON_FROM_WIRE.get(
+            body.get("stop_reason") or "end_turn", StopReason.END_TURN
+        ),
         stop_sequence=body.get("stop_sequence"),
         usage=_usage_from_wire(usage) if isinstance(usage, dict) else Usage(),
     )
@@ -1210,8 +1269,12 @@ def parse_error(status: int, body: bytes) -> GatewayError:
         return _error_from_object(obj, status)
     text = body.decode("utf-8", "replace").strip()[:500] if body else ""
     message = _redact(text) if text else f"upstream returned HTTP {status}"
-    return GatewayError(upstream_kind_for_status(status), message,
-                        status=client_status_for_upstream(status), upstream_status=status)
+    return GatewayError(
+        upstream_kind_for_status(status),
+        message,
+        status=client_status_for_upstream(status),
+        upstream_status=status,
+    )
 
 
 class AnthropicStreamParser:
@@ -1291,8 +1354,9 @@ class AnthropicStreamParser:
             out = [ThinkingStart(index)]
             if block.get("thinking") or block.get("signature"):
                 origin, signature = _unwrap_signature(block.get("signature"))
-                out.append(ThinkingDelta(index, block.get("thinking") or "", signature,
-                                         origin or FAMILY))
+                out.append(
+                    ThinkingDelta(index, block.get("thinking") or "", signature, origin or FAMILY)
+                )
             return out
         if kind == "redacted_thinking":
             return [ThinkingStart(index, redacted=_unwrap_signature(block.get("data"))[1] or "")]

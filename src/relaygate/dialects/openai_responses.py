@@ -111,7 +111,11 @@ ERROR_TYPE_FOR_KIND: dict[ErrorKind, str] = {
 }
 KIND_FOR_ERROR_TYPE: dict[str, ErrorKind] = {v: k for k, v in ERROR_TYPE_FOR_KIND.items()}
 KIND_FOR_ERROR_TYPE.update(
-    {"tokens": ErrorKind.RATE_LIMIT, "requests": ErrorKind.RATE_LIMIT, "rate_limit_exceeded": ErrorKind.RATE_LIMIT}
+    {
+        "tokens": ErrorKind.RATE_LIMIT,
+        "requests": ErrorKind.RATE_LIMIT,
+        "rate_limit_exceeded": ErrorKind.RATE_LIMIT,
+    }
 )
 
 ERROR_CODE_FOR_KIND: dict[ErrorKind, str] = {
@@ -188,21 +192,27 @@ def _req_str(obj: dict[str, Any], key: str, param: str) -> str:
     if not isinstance(value, str):
         if value is None:
             raise invalid(f"Missing required parameter: '{param}'.", param)
-        raise invalid(f"Invalid type for '{param}': expected a string, got {_type_name(value)}.", param)
+        raise invalid(
+            f"Invalid type for '{param}': expected a string, got {_type_name(value)}.", param
+        )
     return value
 
 
 def _opt_str(obj: dict[str, Any], key: str, param: str) -> str | None:
     value = obj.get(key)
     if value is not None and not isinstance(value, str):
-        raise invalid(f"Invalid type for '{param}': expected a string, got {_type_name(value)}.", param)
+        raise invalid(
+            f"Invalid type for '{param}': expected a string, got {_type_name(value)}.", param
+        )
     return value
 
 
 def _opt_bool(obj: dict[str, Any], key: str, param: str) -> bool | None:
     value = obj.get(key)
     if value is not None and not isinstance(value, bool):
-        raise invalid(f"Invalid type for '{param}': expected a boolean, got {_type_name(value)}.", param)
+        raise invalid(
+            f"Invalid type for '{param}': expected a boolean, got {_type_name(value)}.", param
+        )
     return value
 
 
@@ -211,14 +221,18 @@ def _opt_num(obj: dict[str, Any], key: str, param: str) -> float | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise invalid(f"Invalid type for '{param}': expected a number, got {_type_name(value)}.", param)
+        raise invalid(
+            f"Invalid type for '{param}': expected a number, got {_type_name(value)}.", param
+        )
     return value
 
 
 def _opt_dict(obj: dict[str, Any], key: str, param: str) -> dict[str, Any] | None:
     value = obj.get(key)
     if value is not None and not isinstance(value, dict):
-        raise invalid(f"Invalid type for '{param}': expected an object, got {_type_name(value)}.", param)
+        raise invalid(
+            f"Invalid type for '{param}': expected an object, got {_type_name(value)}.", param
+        )
     return value
 
 
@@ -238,12 +252,17 @@ def _thinking(text: str, encrypted: str | None, item_id: str | None) -> Thinking
         except (binascii.Error, ValueError):
             data = None
         if isinstance(data, dict):
+
             def field(key: str) -> str | None:
                 value = data.get(key)
                 return value if isinstance(value, str) else None
 
-            return ThinkingPart(text=text, signature=field("signature"), redacted=field("redacted"),
-                                origin=field("origin"))
+            return ThinkingPart(
+                text=text,
+                signature=field("signature"),
+                redacted=field("redacted"),
+                origin=field("origin"),
+            )
         return ThinkingPart(text=text)  # a damaged envelope: keep the text, trust nothing
     return ThinkingPart(text=text, redacted=encrypted, origin=ORIGIN, id=item_id)
 
@@ -298,7 +317,9 @@ def parse_request(body: dict[str, Any]) -> Request:
     max_tokens = body.get("max_output_tokens")
     if max_tokens is not None:
         if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
-            raise invalid("Invalid 'max_output_tokens': expected a positive integer.", "max_output_tokens")
+            raise invalid(
+                "Invalid 'max_output_tokens': expected a positive integer.", "max_output_tokens"
+            )
         req.max_tokens = max_tokens
     req.temperature = _opt_num(body, "temperature", "temperature")
     req.top_p = _opt_num(body, "top_p", "top_p")
@@ -425,13 +446,17 @@ def _parse_content(content: Any, p: str) -> tuple[list[ContentPart], list[dict[s
     if not isinstance(content, list):
         if content is None:
             raise invalid(f"Missing required parameter: '{p}'.", p)
-        raise invalid(f"Invalid type for '{p}': expected a string or an array, got {_type_name(content)}.", p)
+        raise invalid(
+            f"Invalid type for '{p}': expected a string or an array, got {_type_name(content)}.", p
+        )
     parts: list[ContentPart] = []
     kept: list[dict[str, Any]] = []
     for j, part in enumerate(content):
         pj = f"{p}[{j}]"
         if not isinstance(part, dict):
-            raise invalid(f"Invalid type for '{pj}': expected an object, got {_type_name(part)}.", pj)
+            raise invalid(
+                f"Invalid type for '{pj}': expected an object, got {_type_name(part)}.", pj
+            )
         kind = part.get("type")
         if kind in ("input_text", "output_text", "text"):
             parts.append(TextPart(_req_str(part, "text", f"{pj}.text")))
@@ -455,7 +480,9 @@ def _parse_content(content: Any, p: str) -> tuple[list[ContentPart], list[dict[s
             file_url = _opt_str(part, "file_url", f"{pj}.file_url")
             if file_data is not None:
                 media_type, data = (
-                    _split_data_url(file_data) if file_data.startswith("data:") else (None, file_data)
+                    _split_data_url(file_data)
+                    if file_data.startswith("data:")
+                    else (None, file_data)
                 )
                 parts.append(DocumentPart(media_type=media_type, data=data, filename=filename))
             elif file_url is not None:
@@ -475,7 +502,9 @@ def _parse_tool_output(output: Any, p: str) -> list[TextPart | ImagePart]:
     if not isinstance(output, list):
         if output is None:
             raise invalid(f"Missing required parameter: '{p}'.", p)
-        raise invalid(f"Invalid type for '{p}': expected a string or an array, got {_type_name(output)}.", p)
+        raise invalid(
+            f"Invalid type for '{p}': expected a string or an array, got {_type_name(output)}.", p
+        )
     parts, kept = _parse_content(output, p)
     out = [x for x in parts if isinstance(x, TextPart | ImagePart)]
     if kept or len(out) != len(parts):
@@ -490,7 +519,9 @@ def _parse_reasoning(item: dict[str, Any], p: str) -> ThinkingPart:
         raise invalid(f"Invalid type for '{p}.summary': expected an array.", f"{p}.summary")
     for j, s in enumerate(summary or []):
         if not isinstance(s, dict):
-            raise invalid(f"Invalid type for '{p}.summary[{j}]': expected an object.", f"{p}.summary[{j}]")
+            raise invalid(
+                f"Invalid type for '{p}.summary[{j}]': expected an object.", f"{p}.summary[{j}]"
+            )
         texts.append(_req_str(s, "text", f"{p}.summary[{j}].text"))
     if not texts:  # open-weight models return raw reasoning_text content instead
         for c in item.get("content") or []:
@@ -508,7 +539,9 @@ def _parse_tools(body: dict[str, Any], req: Request) -> None:
     if tools is None:
         return
     if not isinstance(tools, list):
-        raise invalid(f"Invalid type for 'tools': expected an array, got {_type_name(tools)}.", "tools")
+        raise invalid(
+            f"Invalid type for 'tools': expected an array, got {_type_name(tools)}.", "tools"
+        )
     hosted: list[dict[str, Any]] = []
     for i, tool in enumerate(tools):
         p = f"tools[{i}]"
@@ -712,9 +745,10 @@ def _build_message(
         content.extend(extra_parts)
     if message.name is not None:
         dropped.append("message.name")
-    if content or (message.role is Role.USER and not any(
-        isinstance(x, ToolResultPart) for x in message.content
-    )):
+    if content or (
+        message.role is Role.USER
+        and not any(isinstance(x, ToolResultPart) for x in message.content)
+    ):
         items.append({"type": "message", "role": "user", "content": content})
 
 
@@ -756,7 +790,11 @@ def _build_assistant(message: Message, items: list[dict[str, Any]], dropped: lis
 
 
 def _image(part: ImagePart) -> dict[str, Any]:
-    url = part.url if part.url is not None else f"data:{part.media_type or 'image/png'};base64,{part.data}"
+    url = (
+        part.url
+        if part.url is not None
+        else f"data:{part.media_type or 'image/png'};base64,{part.data}"
+    )
     return {"type": "input_image", "image_url": url, "detail": part.detail or "auto"}
 
 
@@ -867,7 +905,9 @@ def _output_items(response_id: str, content: list[ContentPart]) -> list[dict[str
         elif isinstance(part, ThinkingPart):
             encrypted = _encrypted_for(part.origin, part.signature, part.redacted)
             items.append(
-                _reasoning_item(part.id or _item_id("rs", response_id, len(items)), part.text, encrypted)
+                _reasoning_item(
+                    part.id or _item_id("rs", response_id, len(items)), part.text, encrypted
+                )
             )
         else:
             log.debug("openai-responses response: dropped %s part", part.type)
@@ -939,7 +979,9 @@ def _error_from(err: Any, default: ErrorKind = ErrorKind.UPSTREAM) -> GatewayErr
     if not isinstance(err, dict):
         return GatewayError(default, _redact(str(err)) if err else "upstream reported an error")
     code = err.get("code")
-    kind = KIND_FOR_FAILED_CODE.get(str(code)) or KIND_FOR_ERROR_TYPE.get(str(err.get("type")), default)
+    kind = KIND_FOR_FAILED_CODE.get(str(code)) or KIND_FOR_ERROR_TYPE.get(
+        str(err.get("type")), default
+    )
     param = err.get("param")
     return GatewayError(
         kind,
@@ -973,8 +1015,11 @@ def parse_response(body: dict[str, Any]) -> Response:
         elif kind == "function_call":
             calls = True
             content.append(
-                ToolCallPart(str(item.get("call_id") or item.get("id") or ""), str(item.get("name") or ""),
-                             item.get("arguments") or "")
+                ToolCallPart(
+                    str(item.get("call_id") or item.get("id") or ""),
+                    str(item.get("name") or ""),
+                    item.get("arguments") or "",
+                )
             )
         elif kind == "reasoning":
             texts = [s.get("text") or "" for s in item.get("summary") or [] if isinstance(s, dict)]
@@ -1046,7 +1091,9 @@ def parse_error(status: int, body: bytes) -> GatewayError:
         elif isinstance(err, str):
             message = err
     if not message:
-        message = body.decode("utf-8", "replace").strip()[:500] or f"upstream returned HTTP {status}"
+        message = (
+            body.decode("utf-8", "replace").strip()[:500] or f"upstream returned HTTP {status}"
+        )
     return GatewayError(
         upstream_kind_for_status(status),
         _redact(message),
@@ -1062,7 +1109,12 @@ def render_models(models: list[ModelInfo]) -> bytes:
         {
             "object": "list",
             "data": [
-                {"id": m.id, "object": "model", "created": m.created, "owned_by": m.owned_by or m.backend}
+                {
+                    "id": m.id,
+                    "object": "model",
+                    "created": m.created,
+                    "owned_by": m.owned_by or m.backend,
+                }
                 for m in models
             ],
         }
@@ -1075,8 +1127,17 @@ def render_models(models: list[ModelInfo]) -> bytes:
 class _Open:
     """One canonical block being rendered as an output item."""
 
-    __slots__ = ("call_id", "chunks", "item_id", "kind", "name", "origin", "output_index",
-                 "redacted", "signature")
+    __slots__ = (
+        "call_id",
+        "chunks",
+        "item_id",
+        "kind",
+        "name",
+        "origin",
+        "output_index",
+        "redacted",
+        "signature",
+    )
 
     def __init__(self, kind: str, output_index: int, item_id: str) -> None:
         self.kind = kind
@@ -1115,11 +1176,13 @@ class StreamRenderer:
         self.seq += 1
         return encode(orjson.dumps(payload), kind)
 
-    def _snapshot(self, status: str, incomplete: str | None = None,
-                  error: dict[str, Any] | None = None) -> dict[str, Any]:
+    def _snapshot(
+        self, status: str, incomplete: str | None = None, error: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
         done = [item for item in self.output if item is not None]
-        return _response_object(self.id, self.model, self.created, done, status, self.usage,
-                                incomplete, error)
+        return _response_object(
+            self.id, self.model, self.created, done, status, self.usage, incomplete, error
+        )
 
     def _start(self, event: MessageStart | None) -> bytes:
         self.started = True
@@ -1141,7 +1204,9 @@ class StreamRenderer:
         if self.finished:
             return b""
         kind = event.kind
-        out = b"" if self.started or kind == "message_start" or kind == "error" else self._start(None)
+        out = (
+            b"" if self.started or kind == "message_start" or kind == "error" else self._start(None)
+        )
         if kind == "text_delta":
             assert isinstance(event, TextDelta)
             block = self.blocks.get(event.index)
@@ -1150,8 +1215,13 @@ class StreamRenderer:
             block.chunks.append(event.text)
             return out + self._event(
                 "response.output_text.delta",
-                {"item_id": block.item_id, "output_index": block.output_index, "content_index": 0,
-                 "delta": event.text, "logprobs": []},
+                {
+                    "item_id": block.item_id,
+                    "output_index": block.output_index,
+                    "content_index": 0,
+                    "delta": event.text,
+                    "logprobs": [],
+                },
             )
         if kind == "tool_call_delta":
             assert isinstance(event, ToolCallDelta)
@@ -1161,7 +1231,11 @@ class StreamRenderer:
             block.chunks.append(event.arguments)
             return out + self._event(
                 "response.function_call_arguments.delta",
-                {"item_id": block.item_id, "output_index": block.output_index, "delta": event.arguments},
+                {
+                    "item_id": block.item_id,
+                    "output_index": block.output_index,
+                    "delta": event.arguments,
+                },
             )
         if kind == "thinking_delta":
             assert isinstance(event, ThinkingDelta)
@@ -1172,25 +1246,51 @@ class StreamRenderer:
         if kind == "text_start":
             assert isinstance(event, TextStart)
             block = self._open("message", "msg", event.index)
-            item = {"id": block.item_id, "type": "message", "status": "in_progress",
-                    "role": "assistant", "content": []}
-            return out + self._added(block, item) + self._event(
-                "response.content_part.added",
-                {"item_id": block.item_id, "output_index": block.output_index, "content_index": 0,
-                 "part": {"type": "output_text", "text": "", "annotations": [], "logprobs": []}},
+            item = {
+                "id": block.item_id,
+                "type": "message",
+                "status": "in_progress",
+                "role": "assistant",
+                "content": [],
+            }
+            return (
+                out
+                + self._added(block, item)
+                + self._event(
+                    "response.content_part.added",
+                    {
+                        "item_id": block.item_id,
+                        "output_index": block.output_index,
+                        "content_index": 0,
+                        "part": {
+                            "type": "output_text",
+                            "text": "",
+                            "annotations": [],
+                            "logprobs": [],
+                        },
+                    },
+                )
             )
         if kind == "tool_call_start":
             assert isinstance(event, ToolCallStart)
             block = self._open("function_call", "fc", event.index)
             block.call_id, block.name = event.id, event.name
-            item = {"id": block.item_id, "type": "function_call", "status": "in_progress",
-                    "call_id": event.id, "name": event.name, "arguments": ""}
+            item = {
+                "id": block.item_id,
+                "type": "function_call",
+                "status": "in_progress",
+                "call_id": event.id,
+                "name": event.name,
+                "arguments": "",
+            }
             return out + self._added(block, item)
         if kind == "thinking_start":
             assert isinstance(event, ThinkingStart)
             block = self._open("reasoning", "rs", event.index)
             block.redacted = event.redacted
-            return out + self._added(block, {"id": block.item_id, "type": "reasoning", "summary": []})
+            return out + self._added(
+                block, {"id": block.item_id, "type": "reasoning", "summary": []}
+            )
         if kind == "block_stop":
             assert isinstance(event, BlockStop)
             return out + self._close(event.index)
@@ -1210,7 +1310,9 @@ class StreamRenderer:
                 return out + self._event(
                     "response.incomplete", {"response": self._snapshot("incomplete", incomplete)}
                 )
-            return out + self._event("response.completed", {"response": self._snapshot("completed")})
+            return out + self._event(
+                "response.completed", {"response": self._snapshot("completed")}
+            )
         if kind == "error":
             assert isinstance(event, ErrorEvent)
             return out + self.error(event.error)
@@ -1222,8 +1324,13 @@ class StreamRenderer:
             return b""
         out = b"" if self.started else self._start(None)
         self.finished = True
-        failure = {"code": FAILED_CODE_FOR_KIND.get(err.kind, "server_error"), "message": err.message}
-        return out + self._event("response.failed", {"response": self._snapshot("failed", error=failure)})
+        failure = {
+            "code": FAILED_CODE_FOR_KIND.get(err.kind, "server_error"),
+            "message": err.message,
+        }
+        return out + self._event(
+            "response.failed", {"response": self._snapshot("failed", error=failure)}
+        )
 
     def _open(self, kind: str, prefix: str, index: int) -> _Open:
         output_index = len(self.output)
@@ -1233,7 +1340,9 @@ class StreamRenderer:
         return block
 
     def _added(self, block: _Open, item: dict[str, Any]) -> bytes:
-        return self._event("response.output_item.added", {"output_index": block.output_index, "item": item})
+        return self._event(
+            "response.output_item.added", {"output_index": block.output_index, "item": item}
+        )
 
     def _thinking_delta(self, event: ThinkingDelta) -> bytes:
         block = self.blocks.get(event.index)
@@ -1248,10 +1357,14 @@ class StreamRenderer:
         out = b""
         ids = {"item_id": block.item_id, "output_index": block.output_index, "summary_index": 0}
         if not block.chunks:
-            out = self._event("response.reasoning_summary_part.added",
-                              {**ids, "part": {"type": "summary_text", "text": ""}})
+            out = self._event(
+                "response.reasoning_summary_part.added",
+                {**ids, "part": {"type": "summary_text", "text": ""}},
+            )
         block.chunks.append(event.text)
-        return out + self._event("response.reasoning_summary_text.delta", {**ids, "delta": event.text})
+        return out + self._event(
+            "response.reasoning_summary_text.delta", {**ids, "delta": event.text}
+        )
 
     def _close(self, index: int) -> bytes:
         block = self.blocks.pop(index, None)
@@ -1263,27 +1376,47 @@ class StreamRenderer:
         item: dict[str, Any]
         if block.kind == "message":
             part = {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
-            out = self._event("response.output_text.done",
-                              {**ids, "content_index": 0, "text": text, "logprobs": []})
-            out += self._event("response.content_part.done", {**ids, "content_index": 0, "part": part})
-            item = {"id": block.item_id, "type": "message", "status": "completed",
-                    "role": "assistant", "content": [part]}
+            out = self._event(
+                "response.output_text.done",
+                {**ids, "content_index": 0, "text": text, "logprobs": []},
+            )
+            out += self._event(
+                "response.content_part.done", {**ids, "content_index": 0, "part": part}
+            )
+            item = {
+                "id": block.item_id,
+                "type": "message",
+                "status": "completed",
+                "role": "assistant",
+                "content": [part],
+            }
         elif block.kind == "function_call":
             out = self._event("response.function_call_arguments.done", {**ids, "arguments": text})
-            item = {"id": block.item_id, "type": "function_call", "status": "completed",
-                    "call_id": block.call_id, "name": block.name, "arguments": text}
+            item = {
+                "id": block.item_id,
+                "type": "function_call",
+                "status": "completed",
+                "call_id": block.call_id,
+                "name": block.name,
+                "arguments": text,
+            }
         else:
             if text:
                 part = {"type": "summary_text", "text": text}
-                out = self._event("response.reasoning_summary_text.done",
-                                  {**ids, "summary_index": 0, "text": text})
-                out += self._event("response.reasoning_summary_part.done",
-                                   {**ids, "summary_index": 0, "part": part})
+                out = self._event(
+                    "response.reasoning_summary_text.done",
+                    {**ids, "summary_index": 0, "text": text},
+                )
+                out += self._event(
+                    "response.reasoning_summary_part.done",
+                    {**ids, "summary_index": 0, "part": part},
+                )
             secret = _encrypted_for(block.origin, block.signature, block.redacted)
             item = _reasoning_item(block.item_id, text, secret)
         self.output[block.output_index] = item
-        return out + self._event("response.output_item.done",
-                                 {"output_index": block.output_index, "item": item})
+        return out + self._event(
+            "response.output_item.done", {"output_index": block.output_index, "item": item}
+        )
 
 
 def make_renderer(model: str) -> StreamRenderer:
@@ -1502,7 +1635,11 @@ class StreamParser:
             # Close what content_part.done did not; relay content nobody streamed.
             for ci, part in enumerate(item.get("content") or []):
                 key = (oi, ci)
-                text = (part.get("text") or part.get("refusal") or "") if isinstance(part, dict) else ""
+                text = (
+                    (part.get("text") or part.get("refusal") or "")
+                    if isinstance(part, dict)
+                    else ""
+                )
                 block = self.blocks.pop(key, None)
                 if block is None:
                     if key in self.seen_parts or not text:
@@ -1525,7 +1662,9 @@ class StreamParser:
                 out.append(ToolCallDelta(block.index, item["arguments"]))
         elif kind == "reasoning":
             if not block.streamed:
-                texts = [s.get("text") or "" for s in item.get("summary") or [] if isinstance(s, dict)]
+                texts = [
+                    s.get("text") or "" for s in item.get("summary") or [] if isinstance(s, dict)
+                ]
                 if any(texts):
                     block.origin_sent = True
                     out.append(ThinkingDelta(block.index, "\n\n".join(texts), origin=ORIGIN))

@@ -4,4 +4,12 @@ from relaygate.testing._emulator import Emulator, Fault, Recorded, Reply, ToolCa
 from relaygate.testing.anthropic_emulator import AnthropicEmulator
 from relaygate.testing.openai_emulator import OpenAIEmulator
 
-__all__ = ["AnthropicEmulator", "Emulator", "Fault", "OpenAIEmulator", "Recorded", "Reply", "ToolCall"]
+__all__ = [
+    "AnthropicEmulator",
+    "Emulator",
+    "Fault",
+    "OpenAIEmulator",
+    "Recorded",
+    "Reply",
+    "ToolCall",
+]

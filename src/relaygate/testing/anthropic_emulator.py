@@ -72,16 +72,26 @@ class AnthropicEmulator(Emulator):
         self._counter += 1
         return f"req_emu{self._counter:06d}"
 
-    def error(self, status: int, message: str, *, etype: str | None = None,
-              headers: dict[str, str] | None = None) -> web.Response:
+    def error(
+        self,
+        status: int,
+        message: str,
+        *,
+        etype: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> web.Response:
         request_id = self._request_id()
         body = {
             "type": "error",
             "error": {"type": etype or _ERROR_TYPES.get(status, "api_error"), "message": message},
             "request_id": request_id,
         }
-        return web.Response(status=status, body=_dumps(body), content_type="application/json",
-                            headers={"request-id": request_id, **(headers or {})})
+        return web.Response(
+            status=status,
+            body=_dumps(body),
+            content_type="application/json",
+            headers={"request-id": request_id, **(headers or {})},
+        )
 
     def _gate(self, request: web.Request) -> web.Response | None:
         """Auth, then the version header, as the real API checks them."""
@@ -99,14 +109,22 @@ class AnthropicEmulator(Emulator):
         if denied is not None:
             return denied
         data = [
-            {"type": "model", "id": m, "display_name": m.replace("-", " ").title(),
-             "created_at": "2025-09-29T00:00:00Z", "lifecycle": "active"}
+            {
+                "type": "model",
+                "id": m,
+                "display_name": m.replace("-", " ").title(),
+                "created_at": "2025-09-29T00:00:00Z",
+                "lifecycle": "active",
+            }
             for m in self.models
         ]
         return web.json_response(
-            {"data": data, "has_more": False,
-             "first_id": data[0]["id"] if data else None,
-             "last_id": data[-1]["id"] if data else None}
+            {
+                "data": data,
+                "has_more": False,
+                "first_id": data[0]["id"] if data else None,
+                "last_id": data[-1]["id"] if data else None,
+            }
         )
 
     @staticmethod
@@ -143,8 +161,10 @@ class AnthropicEmulator(Emulator):
     def _usage(self, reply: Reply, body: dict[str, Any], text: str) -> dict[str, Any]:
         total = reply.input_tokens if reply.input_tokens is not None else self._estimate_input(body)
         fresh = max(0, total - reply.cache_read_tokens - reply.cache_write_tokens)
-        output = reply.output_tokens if reply.output_tokens is not None else max(
-            1, (len(text) + len(reply.thinking or "")) // 4
+        output = (
+            reply.output_tokens
+            if reply.output_tokens is not None
+            else max(1, (len(text) + len(reply.thinking or "")) // 4)
         )
         usage: dict[str, Any] = {
             "input_tokens": fresh,
@@ -189,8 +209,12 @@ class AnthropicEmulator(Emulator):
                     ra = fault.retry_after
                     headers["retry-after"] = str(int(ra)) if ra == int(ra) else str(ra)
                 if fault.body is not None:
-                    return web.Response(status=fault.status, body=fault.body, headers=headers,
-                                        content_type="application/json")
+                    return web.Response(
+                        status=fault.status,
+                        body=fault.body,
+                        headers=headers,
+                        content_type="application/json",
+                    )
                 return self.error(fault.status, fault.message, headers=headers)
             if fault.malformed:
                 if stream:
@@ -202,8 +226,8 @@ class AnthropicEmulator(Emulator):
                 return web.Response(status=200, body=b"{not json", content_type="application/json")
             reply = fault.reply or reply
 
-        text = reply.text if reply.text is not None else (
-            "" if reply.tool_calls else self._echo(body)
+        text = (
+            reply.text if reply.text is not None else ("" if reply.tool_calls else self._echo(body))
         )
         stop_reason = reply.stop_reason or ("tool_use" if reply.tool_calls else "end_turn")
         stop_sequence = None
@@ -220,23 +244,32 @@ class AnthropicEmulator(Emulator):
         if fault is not None and fault.error_in_200:
             if not stream:
                 return web.Response(
-                    status=200, content_type="application/json",
-                    body=_dumps({"type": "error",
-                                 "error": {"type": "overloaded_error", "message": fault.message}}),
+                    status=200,
+                    content_type="application/json",
+                    body=_dumps(
+                        {
+                            "type": "error",
+                            "error": {"type": "overloaded_error", "message": fault.message},
+                        }
+                    ),
                 )
             # A 200 stream that breaks with Anthropic's error event after `cut_after` events
             # (default: right after message_start and ping).
-            events = self._events(ident, model, reply, text, signature, stop_reason,
-                                  stop_sequence, usage)
+            events = self._events(
+                ident, model, reply, text, signature, stop_reason, stop_sequence, usage
+            )
             keep = fault.cut_after if fault.cut_after is not None else 2
-            broken = _event("error", {"type": "error", "error": {"type": "overloaded_error",
-                                                                  "message": fault.message}})
+            broken = _event(
+                "error",
+                {"type": "error", "error": {"type": "overloaded_error", "message": fault.message}},
+            )
             events = [*events[:keep], broken]
             return await self.stream_events(request, events, reply=reply)
 
         if stream:
-            events = self._events(ident, model, reply, text, signature, stop_reason,
-                                  stop_sequence, usage)
+            events = self._events(
+                ident, model, reply, text, signature, stop_reason, stop_sequence, usage
+            )
             return await self.stream_events(
                 request, events, reply=reply, cut_after=fault.cut_after if fault else None
             )
@@ -265,56 +298,108 @@ class AnthropicEmulator(Emulator):
             content.append({"type": "text", "text": text})
         for i, call in enumerate(reply.tool_calls):
             arguments = json.loads(call.arguments_json() or "{}")
-            content.append({"type": "tool_use", "id": call.id or f"toolu_emu{i:02d}",
-                            "name": call.name, "input": arguments})
+            content.append(
+                {
+                    "type": "tool_use",
+                    "id": call.id or f"toolu_emu{i:02d}",
+                    "name": call.name,
+                    "input": arguments,
+                }
+            )
         return content
 
-    def _events(self, ident: str, model: str, reply: Reply, text: str, signature: str | None,
-                stop_reason: str, stop_sequence: str | None,
-                usage: dict[str, Any]) -> list[bytes]:
-        start_usage = {k: usage[k] for k in ("input_tokens", "cache_creation_input_tokens",
-                                             "cache_read_input_tokens")}
+    def _events(
+        self,
+        ident: str,
+        model: str,
+        reply: Reply,
+        text: str,
+        signature: str | None,
+        stop_reason: str,
+        stop_sequence: str | None,
+        usage: dict[str, Any],
+    ) -> list[bytes]:
+        start_usage = {
+            k: usage[k]
+            for k in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+        }
         start_usage["output_tokens"] = 1
         out = [
-            _event("message_start", {
-                "type": "message_start",
-                "message": {"id": ident, "type": "message", "role": "assistant", "model": model,
-                            "content": [], "stop_reason": None, "stop_sequence": None,
-                            "usage": start_usage},
-            }),
+            _event(
+                "message_start",
+                {
+                    "type": "message_start",
+                    "message": {
+                        "id": ident,
+                        "type": "message",
+                        "role": "assistant",
+                        "model": model,
+                        "content": [],
+                        "stop_reason": None,
+                        "stop_sequence": None,
+                        "usage": start_usage,
+                    },
+                },
+            ),
             _event("ping", {"type": "ping"}),
         ]
         index = 0
 
         def block(start: dict[str, Any], deltas: list[dict[str, Any]]) -> None:
             nonlocal index
-            out.append(_event("content_block_start", {
-                "type": "content_block_start", "index": index, "content_block": start}))
+            out.append(
+                _event(
+                    "content_block_start",
+                    {"type": "content_block_start", "index": index, "content_block": start},
+                )
+            )
             for delta in deltas:
-                out.append(_event("content_block_delta", {
-                    "type": "content_block_delta", "index": index, "delta": delta}))
+                out.append(
+                    _event(
+                        "content_block_delta",
+                        {"type": "content_block_delta", "index": index, "delta": delta},
+                    )
+                )
             out.append(_event("content_block_stop", {"type": "content_block_stop", "index": index}))
             index += 1
 
         if reply.thinking is not None:
-            deltas: list[dict[str, Any]] = [{"type": "thinking_delta", "thinking": piece}
-                      for piece in split_text(reply.thinking, reply.chunk_size) if piece]
+            deltas: list[dict[str, Any]] = [
+                {"type": "thinking_delta", "thinking": piece}
+                for piece in split_text(reply.thinking, reply.chunk_size)
+                if piece
+            ]
             deltas.append({"type": "signature_delta", "signature": signature})
             block({"type": "thinking", "thinking": "", "signature": ""}, deltas)
         if text:
-            block({"type": "text", "text": ""},
-                  [{"type": "text_delta", "text": piece}
-                   for piece in split_text(text, reply.chunk_size)])
+            block(
+                {"type": "text", "text": ""},
+                [
+                    {"type": "text_delta", "text": piece}
+                    for piece in split_text(text, reply.chunk_size)
+                ],
+            )
         for i, call in enumerate(reply.tool_calls):
             args = call.arguments_json()
             fragments = [""] + [piece for piece in split_text(args, 7) if piece]
-            block({"type": "tool_use", "id": call.id or f"toolu_emu{i:02d}", "name": call.name,
-                   "input": {}},
-                  [{"type": "input_json_delta", "partial_json": f} for f in fragments])
-        out.append(_event("message_delta", {
-            "type": "message_delta",
-            "delta": {"stop_reason": stop_reason, "stop_sequence": stop_sequence},
-            "usage": usage,
-        }))
+            block(
+                {
+                    "type": "tool_use",
+                    "id": call.id or f"toolu_emu{i:02d}",
+                    "name": call.name,
+                    "input": {},
+                },
+                [{"type": "input_json_delta", "partial_json": f} for f in fragments],
+            )
+        out.append(
+            _event(
+                "message_delta",
+                {
+                    "type": "message_delta",
+                    "delta": {"stop_reason": stop_reason, "stop_sequence": stop_sequence},
+                    "usage": usage,
+                },
+            )
+        )
         out.append(_event("message_stop", {"type": "message_stop"}))
         return out

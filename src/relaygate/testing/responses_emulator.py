@@ -39,10 +39,13 @@ _ERRORS: dict[int, tuple[str, str | None]] = {
 _INCOMPLETE = frozenset({"max_output_tokens", "content_filter"})
 
 
-def responses_error(status: int, message: str, param: str | None = None,
-                    code: str | None = None) -> dict[str, Any]:
+def responses_error(
+    status: int, message: str, param: str | None = None, code: str | None = None
+) -> dict[str, Any]:
     kind, default_code = _ERRORS.get(status, ("server_error", None))
-    return {"error": {"message": message, "type": kind, "param": param, "code": code or default_code}}
+    return {
+        "error": {"message": message, "type": kind, "param": param, "code": code or default_code}
+    }
 
 
 def _dumps(obj: Any) -> bytes:
@@ -52,8 +55,9 @@ def _dumps(obj: Any) -> bytes:
 class ResponsesEmulator(Emulator):
     """Emulates the OpenAI Responses API (and ``custom-openai-responses-compatible`` servers)."""
 
-    def __init__(self, *, models: list[str] | None = None, api_key: str | None = None,
-                 prefix: str = "/v1") -> None:
+    def __init__(
+        self, *, models: list[str] | None = None, api_key: str | None = None, prefix: str = "/v1"
+    ) -> None:
         super().__init__(models=models or ["gpt-5-mini", "gpt-4.1"], api_key=api_key)
         self.prefix = prefix
         self._counter = 0
@@ -110,12 +114,16 @@ class ResponsesEmulator(Emulator):
         return "echo: "
 
     def _usage(self, reply: Reply, body: dict[str, Any], text: str) -> dict[str, Any]:
-        prompt = reply.input_tokens if reply.input_tokens is not None else max(
-            1, len(json.dumps(body.get("input", ""))) // 4
+        prompt = (
+            reply.input_tokens
+            if reply.input_tokens is not None
+            else max(1, len(json.dumps(body.get("input", ""))) // 4)
         )
-        completion = reply.output_tokens if reply.output_tokens is not None else max(
-            1, len(text) // 4
-        ) + reply.reasoning_tokens
+        completion = (
+            reply.output_tokens
+            if reply.output_tokens is not None
+            else max(1, len(text) // 4) + reply.reasoning_tokens
+        )
         return {
             "input_tokens": prompt,
             "input_tokens_details": {
@@ -166,7 +174,9 @@ class ResponsesEmulator(Emulator):
             reasoning: dict[str, Any] = {
                 "id": f"rs_{tail}",
                 "type": "reasoning",
-                "summary": [{"type": "summary_text", "text": reply.thinking}] if reply.thinking else [],
+                "summary": [{"type": "summary_text", "text": reply.thinking}]
+                if reply.thinking
+                else [],
             }
             if reply.thinking_signature is not None:
                 reasoning["encrypted_content"] = reply.thinking_signature
@@ -178,7 +188,9 @@ class ResponsesEmulator(Emulator):
                     "type": "message",
                     "status": "completed",
                     "role": "assistant",
-                    "content": [{"type": "output_text", "text": text, "annotations": [], "logprobs": []}],
+                    "content": [
+                        {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
+                    ],
                 }
             )
         for i, call in enumerate(reply.tool_calls):
@@ -204,27 +216,42 @@ class ResponsesEmulator(Emulator):
             body = await request.json()
         except ValueError:
             return web.json_response(
-                responses_error(400, "We could not parse the JSON body of your request. (HINT: "
-                                "This likely means you aren't using your HTTP library correctly.)"),
+                responses_error(
+                    400,
+                    "We could not parse the JSON body of your request. (HINT: "
+                    "This likely means you aren't using your HTTP library correctly.)",
+                ),
                 status=400,
             )
         if not isinstance(body, dict) or not isinstance(body.get("model"), str):
             return web.json_response(
-                responses_error(400, "Missing required parameter: 'model'.", "model",
-                                "missing_required_parameter"),
+                responses_error(
+                    400,
+                    "Missing required parameter: 'model'.",
+                    "model",
+                    "missing_required_parameter",
+                ),
                 status=400,
             )
         model = body["model"]
         if "input" not in body and "previous_response_id" not in body:
             return web.json_response(
-                responses_error(400, "Missing required parameter: 'input'.", "input",
-                                "missing_required_parameter"),
+                responses_error(
+                    400,
+                    "Missing required parameter: 'input'.",
+                    "input",
+                    "missing_required_parameter",
+                ),
                 status=400,
             )
         if self.models and model not in self.models:
             return web.json_response(
-                responses_error(400, f"The requested model '{model}' does not exist.", "model",
-                                "model_not_found"),
+                responses_error(
+                    400,
+                    f"The requested model '{model}' does not exist.",
+                    "model",
+                    "model_not_found",
+                ),
                 status=400,
             )
         item = self.next_item()
@@ -237,11 +264,14 @@ class ResponsesEmulator(Emulator):
                 headers = {}
                 if fault.retry_after is not None:
                     headers["Retry-After"] = str(fault.retry_after)
-                data = fault.body if fault.body is not None else _dumps(
-                    responses_error(fault.status, fault.message)
+                data = (
+                    fault.body
+                    if fault.body is not None
+                    else _dumps(responses_error(fault.status, fault.message))
                 )
-                return web.Response(status=fault.status, body=data, headers=headers,
-                                    content_type="application/json")
+                return web.Response(
+                    status=fault.status, body=data, headers=headers, content_type="application/json"
+                )
             if fault.malformed:
                 if stream:
                     resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
@@ -254,16 +284,17 @@ class ResponsesEmulator(Emulator):
                 return web.json_response(responses_error(500, fault.message), status=200)
             reply = fault.reply or reply
 
-        text = reply.text if reply.text is not None else (
-            "" if reply.tool_calls else self._echo(body)
+        text = (
+            reply.text if reply.text is not None else ("" if reply.tool_calls else self._echo(body))
         )
         self._counter += 1
         ident = f"resp_emu{self._counter:06d}"
         created = int(time.time())
         envelope = self._envelope(ident, created, body)
         items = self._items(ident, reply, text)
-        final = dict(envelope, output=items, usage=self._usage(reply, body, text),
-                     status="completed")
+        final = dict(
+            envelope, output=items, usage=self._usage(reply, body, text), status="completed"
+        )
         if reply.stop_reason in _INCOMPLETE:
             final["status"] = "incomplete"
             final["incomplete_details"] = {"reason": reply.stop_reason}
@@ -271,8 +302,11 @@ class ResponsesEmulator(Emulator):
             events = self._events(envelope, final, items, reply)
             if fault is not None and fault.error_in_200:
                 keep = fault.cut_after if fault.cut_after is not None else 2
-                failed = dict(envelope, status="failed",
-                              error={"code": "server_error", "message": fault.message})
+                failed = dict(
+                    envelope,
+                    status="failed",
+                    error={"code": "server_error", "message": fault.message},
+                )
                 events = [*events[:keep], self._sse("response.failed", {"response": failed}, keep)]
                 return await self.stream_events(request, events, reply=reply)
             return await self.stream_events(
@@ -287,8 +321,13 @@ class ResponsesEmulator(Emulator):
         payload = {"type": kind, **fields, "sequence_number": seq}
         return b"event: " + kind.encode() + b"\ndata: " + _dumps(payload) + b"\n\n"
 
-    def _events(self, envelope: dict[str, Any], final: dict[str, Any],
-                items: list[dict[str, Any]], reply: Reply) -> list[bytes]:
+    def _events(
+        self,
+        envelope: dict[str, Any],
+        final: dict[str, Any],
+        items: list[dict[str, Any]],
+        reply: Reply,
+    ) -> list[bytes]:
         out: list[bytes] = []
 
         def emit(kind: str, **fields: Any) -> None:
@@ -299,36 +338,74 @@ class ResponsesEmulator(Emulator):
         for n, item in enumerate(items):
             ids = {"item_id": item["id"], "output_index": n}
             if item["type"] == "reasoning":
-                emit("response.output_item.added", output_index=n,
-                     item={"id": item["id"], "type": "reasoning", "summary": []})
+                emit(
+                    "response.output_item.added",
+                    output_index=n,
+                    item={"id": item["id"], "type": "reasoning", "summary": []},
+                )
                 for s, summary in enumerate(item["summary"]):
                     part = {"type": "summary_text", "text": ""}
                     emit("response.reasoning_summary_part.added", **ids, summary_index=s, part=part)
                     for piece in split_text(summary["text"], reply.chunk_size):
-                        emit("response.reasoning_summary_text.delta", **ids, summary_index=s,
-                             delta=piece, obfuscation="emu")
-                    emit("response.reasoning_summary_text.done", **ids, summary_index=s,
-                         text=summary["text"])
-                    emit("response.reasoning_summary_part.done", **ids, summary_index=s,
-                         part=summary)
+                        emit(
+                            "response.reasoning_summary_text.delta",
+                            **ids,
+                            summary_index=s,
+                            delta=piece,
+                            obfuscation="emu",
+                        )
+                    emit(
+                        "response.reasoning_summary_text.done",
+                        **ids,
+                        summary_index=s,
+                        text=summary["text"],
+                    )
+                    emit(
+                        "response.reasoning_summary_part.done", **ids, summary_index=s, part=summary
+                    )
             elif item["type"] == "message":
-                emit("response.output_item.added", output_index=n,
-                     item=dict(item, status="in_progress", content=[]))
+                emit(
+                    "response.output_item.added",
+                    output_index=n,
+                    item=dict(item, status="in_progress", content=[]),
+                )
                 for c, part in enumerate(item["content"]):
-                    emit("response.content_part.added", **ids, content_index=c,
-                         part=dict(part, text=""))
+                    emit(
+                        "response.content_part.added",
+                        **ids,
+                        content_index=c,
+                        part=dict(part, text=""),
+                    )
                     for piece in split_text(part["text"], reply.chunk_size):
-                        emit("response.output_text.delta", **ids, content_index=c, delta=piece,
-                             logprobs=[], obfuscation="emu")
-                    emit("response.output_text.done", **ids, content_index=c, text=part["text"],
-                         logprobs=[])
+                        emit(
+                            "response.output_text.delta",
+                            **ids,
+                            content_index=c,
+                            delta=piece,
+                            logprobs=[],
+                            obfuscation="emu",
+                        )
+                    emit(
+                        "response.output_text.done",
+                        **ids,
+                        content_index=c,
+                        text=part["text"],
+                        logprobs=[],
+                    )
                     emit("response.content_part.done", **ids, content_index=c, part=part)
             else:
-                emit("response.output_item.added", output_index=n,
-                     item=dict(item, status="in_progress", arguments=""))
+                emit(
+                    "response.output_item.added",
+                    output_index=n,
+                    item=dict(item, status="in_progress", arguments=""),
+                )
                 for piece in split_text(item["arguments"], 7):
-                    emit("response.function_call_arguments.delta", **ids, delta=piece,
-                         obfuscation="emu")
+                    emit(
+                        "response.function_call_arguments.delta",
+                        **ids,
+                        delta=piece,
+                        obfuscation="emu",
+                    )
                 emit("response.function_call_arguments.done", **ids, arguments=item["arguments"])
             emit("response.output_item.done", output_index=n, item=item)
         kind = "response.incomplete" if final["status"] == "incomplete" else "response.completed"
