@@ -387,6 +387,10 @@ def main(argv: list[str] | None = None) -> int:
     def want(name: str) -> bool:
         return not only or name in only
 
+    def save() -> None:  # after every scenario, so a long run interrupted keeps what it measured
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(results, indent=2))
+
     try:
         ports = {k: free_port() for k in ("nginx", "paced", "bare", "bare_paced", "relaygate")}
         fleet.start(
@@ -520,6 +524,7 @@ def main(argv: list[str] | None = None) -> int:
                 return
             print(f"{scenario}…", file=sys.stderr)
             scen[scenario] = {"bare": wrk(bare_load, conns), "relaygate": wrk(rg_load, conns)}
+            save()
 
         if want("nonstream_c1"):
             print("nonstream_c1…", file=sys.stderr)
@@ -536,6 +541,7 @@ def main(argv: list[str] | None = None) -> int:
             bare_stream = scen.get("stream_c32", {}).get("bare") or wrk("bare_st", 32)
             scen["xdialect_stream_c32"] = {"bare": bare_stream, "relaygate": wrk("rg_xd", 32)}
         results["rss_after_load_mb"] = {"bare": bare.rss_mb(), "relaygate": rg.rss_mb()}
+        save()
 
         if not args.skip_open_streams and want("open_streams"):
             duration = s.paced_chunks * s.paced_interval
@@ -555,13 +561,13 @@ def main(argv: list[str] | None = None) -> int:
                 res["rss_after_mb"] = proc.rss_mb()
                 entry[who] = res
             scen["open_streams"] = entry
+            save()
 
         if not args.skip_soak and want("soak"):
             scen["soak"] = soak(s, rg, wrk)
     finally:
         fleet.stop_all()
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(results, indent=2))
+        save()
     print(table(results))
     print(f"\nresults: {args.out}   work dir: {workdir}")
     if not args.keep:

@@ -60,28 +60,59 @@ BAD: list[tuple[Any, str | None]] = [
     (body(messages=msgs("text")), "messages.0.content.0"),
     (body(messages=msgs({"text": "no type"})), "messages.0.content.0.type"),
     (body(messages=msgs({"type": "text"})), "messages.0.content.0.text"),
-    (body(messages=msgs({"type": "text", "text": "x", "cache_control": "eph"})),
-     "messages.0.content.0.cache_control"),
+    (
+        body(messages=msgs({"type": "text", "text": "x", "cache_control": "eph"})),
+        "messages.0.content.0.cache_control",
+    ),
     (body(messages=msgs({"type": "image"})), "messages.0.content.0.source"),
-    (body(messages=msgs({"type": "image", "source": {"type": "base64", "media_type": "image/png"}})),
-     "messages.0.content.0.source.data"),
-    (body(messages=msgs({"type": "image", "source": {"type": "file", "file_id": "f"}})),
-     "messages.0.content.0.source.type"),
-    (body(messages=msgs({"type": "document", "source": {"type": "content"}})),
-     "messages.0.content.0.source"),
-    (body(messages=msgs({"type": "tool_use", "name": "f", "input": {}}, role="assistant")),
-     "messages.0.content.0.id"),
-    (body(messages=msgs({"type": "tool_use", "id": "t", "name": "f", "input": [1]}, role="assistant")),
-     "messages.0.content.0.input"),
-    (body(messages=msgs({"type": "tool_result", "content": "x"})), "messages.0.content.0.tool_use_id"),
-    (body(messages=msgs({"type": "tool_result", "tool_use_id": "t", "is_error": "yes"})),
-     "messages.0.content.0.is_error"),
-    (body(messages=msgs({"type": "tool_result", "tool_use_id": "t", "content": 3})),
-     "messages.0.content.0.content"),
-    (body(messages=msgs({"type": "thinking", "signature": "s"}, role="assistant")),
-     "messages.0.content.0.thinking"),
-    (body(messages=msgs({"type": "redacted_thinking"}, role="assistant")),
-     "messages.0.content.0.data"),
+    (
+        body(
+            messages=msgs(
+                {"type": "image", "source": {"type": "base64", "media_type": "image/png"}}
+            )
+        ),
+        "messages.0.content.0.source.data",
+    ),
+    (
+        body(messages=msgs({"type": "image", "source": {"type": "file", "file_id": "f"}})),
+        "messages.0.content.0.source.type",
+    ),
+    (
+        body(messages=msgs({"type": "document", "source": {"type": "content"}})),
+        "messages.0.content.0.source",
+    ),
+    (
+        body(messages=msgs({"type": "tool_use", "name": "f", "input": {}}, role="assistant")),
+        "messages.0.content.0.id",
+    ),
+    (
+        body(
+            messages=msgs(
+                {"type": "tool_use", "id": "t", "name": "f", "input": [1]}, role="assistant"
+            )
+        ),
+        "messages.0.content.0.input",
+    ),
+    (
+        body(messages=msgs({"type": "tool_result", "content": "x"})),
+        "messages.0.content.0.tool_use_id",
+    ),
+    (
+        body(messages=msgs({"type": "tool_result", "tool_use_id": "t", "is_error": "yes"})),
+        "messages.0.content.0.is_error",
+    ),
+    (
+        body(messages=msgs({"type": "tool_result", "tool_use_id": "t", "content": 3})),
+        "messages.0.content.0.content",
+    ),
+    (
+        body(messages=msgs({"type": "thinking", "signature": "s"}, role="assistant")),
+        "messages.0.content.0.thinking",
+    ),
+    (
+        body(messages=msgs({"type": "redacted_thinking"}, role="assistant")),
+        "messages.0.content.0.data",
+    ),
     (body(system=5), "system"),
     (body(system=[{"type": "image"}]), "system.0"),
     (body(tools={}), "tools"),
@@ -91,8 +122,10 @@ BAD: list[tuple[Any, str | None]] = [
     (body(tool_choice="auto"), "tool_choice"),
     (body(tool_choice={"type": "bogus"}), "tool_choice.type"),
     (body(tool_choice={"type": "tool"}), "tool_choice.name"),
-    (body(tool_choice={"type": "auto", "disable_parallel_tool_use": "no"}),
-     "tool_choice.disable_parallel_tool_use"),
+    (
+        body(tool_choice={"type": "auto", "disable_parallel_tool_use": "no"}),
+        "tool_choice.disable_parallel_tool_use",
+    ),
     (body(thinking=True), "thinking"),
     (body(thinking={"type": "enabled"}), "thinking.budget_tokens"),
     (body(thinking={"type": "sometimes"}), "thinking.type"),
@@ -119,8 +152,10 @@ def test_bad_input(raw: Any, param: str | None) -> None:
     if param:
         assert param in err.message
     rendered = orjson.loads(a.render_error(err))
-    assert rendered == {"type": "error",
-                        "error": {"type": "invalid_request_error", "message": err.message}}
+    assert rendered == {
+        "type": "error",
+        "error": {"type": "invalid_request_error", "message": err.message},
+    }
     at.ErrorResponse.model_validate(rendered)
 
 
@@ -132,10 +167,14 @@ def test_count_tokens_does_not_need_max_tokens() -> None:
 
 
 def test_unknown_blocks_are_dropped_not_fatal(caplog: pytest.LogCaptureFixture) -> None:
-    request = a.parse_request(body(messages=msgs(
-        {"type": "search_result", "source": "x", "title": "t", "content": []},
-        {"type": "text", "text": "kept"},
-    )))
+    request = a.parse_request(
+        body(
+            messages=msgs(
+                {"type": "search_result", "source": "x", "title": "t", "content": []},
+                {"type": "text", "text": "kept"},
+            )
+        )
+    )
     assert request.messages[0].text() == "kept"
     assert "search_result" in caplog.text
 
@@ -147,13 +186,18 @@ def test_unknown_blocks_are_dropped_not_fatal(caplog: pytest.LogCaptureFixture) 
 def test_render_error_every_kind(kind: c.ErrorKind) -> None:
     err = c.GatewayError(kind, "nope")
     out = orjson.loads(a.render_error(err))
-    assert out == {"type": "error", "error": {"type": a.ERROR_TYPE_FOR_KIND[kind], "message": "nope"}}
+    assert out == {
+        "type": "error",
+        "error": {"type": a.ERROR_TYPE_FOR_KIND[kind], "message": "nope"},
+    }
     if out["error"]["type"] != "request_too_large":  # a real API type the SDK union lacks
         at.ErrorResponse.model_validate(out)
 
 
 def test_upstream_auth_failure_is_not_the_clients_auth_problem() -> None:
-    err = a.parse_error(401, b'{"type":"error","error":{"type":"authentication_error","message":"x"}}')
+    err = a.parse_error(
+        401, b'{"type":"error","error":{"type":"authentication_error","message":"x"}}'
+    )
     assert err.kind is c.ErrorKind.AUTHENTICATION and err.status == 502 and err.retryable
     assert orjson.loads(a.render_error(err))["error"]["type"] == "api_error"
     # Our own gateway auth failure (no upstream) stays an authentication_error.
@@ -162,14 +206,18 @@ def test_upstream_auth_failure_is_not_the_clients_auth_problem() -> None:
 
 
 def test_parse_error_never_leaks_keys() -> None:
-    err = a.parse_error(403, b"forbidden for key sk-ant-api03-SECRETSECRETSECRET and sk-proj1234567890abc")
+    err = a.parse_error(
+        403, b"forbidden for key sk-ant-api03-SECRETSECRETSECRET and sk-proj1234567890abc"
+    )
     assert "SECRET" not in err.message and "1234567890" not in err.message
     assert err.upstream_status == 403 and err.status == 502
 
 
 def test_error_in_200_raises_from_parse_response() -> None:
     with pytest.raises(c.GatewayError) as info:
-        a.parse_response({"type": "error", "error": {"type": "overloaded_error", "message": "busy"}})
+        a.parse_response(
+            {"type": "error", "error": {"type": "overloaded_error", "message": "busy"}}
+        )
     assert info.value.kind is c.ErrorKind.OVERLOADED and info.value.message == "busy"
     with pytest.raises(c.GatewayError) as info:
         a.parse_response({"id": "x"})
@@ -202,21 +250,34 @@ def test_rendered_streams_validate_with_the_sdk() -> None:
 
 def test_models_list_shape() -> None:
     models = [
-        c.ModelInfo(id="anthropic/claude-sonnet-4-5", native_id="claude-sonnet-4-5",
-                    backend="anthropic", display_name="Claude Sonnet 4.5", created=1759104000),
+        c.ModelInfo(
+            id="anthropic/claude-sonnet-4-5",
+            native_id="claude-sonnet-4-5",
+            backend="anthropic",
+            display_name="Claude Sonnet 4.5",
+            created=1759104000,
+        ),
         c.ModelInfo(id="openai/gpt-4o", native_id="gpt-4o", backend="openai"),
     ]
     out = orjson.loads(a.render_models(models))
     assert out["has_more"] is False
     assert out["first_id"] == "anthropic/claude-sonnet-4-5" and out["last_id"] == "openai/gpt-4o"
-    assert out["data"][0] == {"type": "model", "id": "anthropic/claude-sonnet-4-5",
-                              "display_name": "Claude Sonnet 4.5",
-                              "created_at": "2025-09-29T00:00:00Z", "lifecycle": "active"}
+    assert out["data"][0] == {
+        "type": "model",
+        "id": "anthropic/claude-sonnet-4-5",
+        "display_name": "Claude Sonnet 4.5",
+        "created_at": "2025-09-29T00:00:00Z",
+        "lifecycle": "active",
+    }
     assert out["data"][1]["display_name"] == "openai/gpt-4o"
     for item in out["data"]:
         at.ModelInfo.model_validate(item)
-    assert orjson.loads(a.render_models([])) == {"data": [], "has_more": False,
-                                                 "first_id": None, "last_id": None}
+    assert orjson.loads(a.render_models([])) == {
+        "data": [],
+        "has_more": False,
+        "first_id": None,
+        "last_id": None,
+    }
 
 
 # --------------------------------------------------------------------------- build specifics
@@ -240,7 +301,10 @@ def test_thinking_budget_rules() -> None:
     tiny = a.build_request(_req(thinking=think, max_tokens=500), "m")
     assert "thinking" not in tiny  # no room for Anthropic's minimum budget
     low = c.ThinkingConfig(enabled=True, budget_tokens=10)
-    assert a.build_request(_req(thinking=low, max_tokens=5000), "m")["thinking"]["budget_tokens"] == 1024
+    assert (
+        a.build_request(_req(thinking=low, max_tokens=5000), "m")["thinking"]["budget_tokens"]
+        == 1024
+    )
 
 
 def test_thinking_is_never_forged() -> None:
@@ -251,31 +315,39 @@ def test_thinking_is_never_forged() -> None:
         c.ThinkingPart(text="nobody"),
         c.TextPart("answer"),
     ]
-    req = c.Request(model="m", messages=[c.Message(c.Role.USER, [c.TextPart("q")]),
-                                         c.Message(c.Role.ASSISTANT, parts)])
+    req = c.Request(
+        model="m",
+        messages=[c.Message(c.Role.USER, [c.TextPart("q")]), c.Message(c.Role.ASSISTANT, parts)],
+    )
     built = a.build_request(req, "m")
     assert built["messages"][1]["content"] == [{"type": "text", "text": "answer"}]
 
 
 def test_foreign_signature_survives_an_anthropic_client() -> None:
     """Gemini thinking shown to Claude Code comes back with its Gemini signature and origin."""
-    resp = c.Response(id="r", model="m", content=[
-        c.ThinkingPart(text="t", signature="gem-sig", origin="gemini"), c.TextPart("x")])
+    resp = c.Response(
+        id="r",
+        model="m",
+        content=[c.ThinkingPart(text="t", signature="gem-sig", origin="gemini"), c.TextPart("x")],
+    )
     echoed = orjson.loads(a.render_response(resp))["content"]
-    request = a.parse_request(body(messages=[{"role": "user", "content": "q"},
-                                             {"role": "assistant", "content": echoed}]))
-    assert request.messages[1].content[0] == c.ThinkingPart(text="t", signature="gem-sig",
-                                                           origin="gemini")
+    request = a.parse_request(
+        body(messages=[{"role": "user", "content": "q"}, {"role": "assistant", "content": echoed}])
+    )
+    assert request.messages[1].content[0] == c.ThinkingPart(
+        text="t", signature="gem-sig", origin="gemini"
+    )
     # …and is not sent to Anthropic.
-    assert a.build_request(request, "m")["messages"][1]["content"] == [{"type": "text", "text": "x"}]
+    assert a.build_request(request, "m")["messages"][1]["content"] == [
+        {"type": "text", "text": "x"}
+    ]
 
 
 def test_cross_dialect_extras_are_dropped(caplog: pytest.LogCaptureFixture) -> None:
     import logging
 
     caplog.set_level(logging.DEBUG, logger="relaygate.dialects.anthropic")
-    req = _req(source_dialect="openai-chat", extras={"logprobs": True}, seed=3,
-               metadata={"k": "v"})
+    req = _req(source_dialect="openai-chat", extras={"logprobs": True}, seed=3, metadata={"k": "v"})
     out = a.build_request(req, "m")
     assert "logprobs" not in out and "seed" not in out and "metadata" not in out
     assert "logprobs" in caplog.text and "seed" in caplog.text
@@ -291,8 +363,10 @@ def test_tool_argument_fragments_are_relayed_one_by_one() -> None:
     for fragment in ['{"pa', 'th": "/tmp', '/x"}']:
         out = r.feed(c.ToolCallDelta(0, fragment))
         (event,) = SSEDecoder().feed(out)
-        assert orjson.loads(event.data)["delta"] == {"type": "input_json_delta",
-                                                      "partial_json": fragment}
+        assert orjson.loads(event.data)["delta"] == {
+            "type": "input_json_delta",
+            "partial_json": fragment,
+        }
 
 
 def test_renderer_is_silent_after_the_end() -> None:
@@ -302,7 +376,10 @@ def test_renderer_is_silent_after_the_end() -> None:
     r2 = a.make_renderer("m")
     r2.feed(c.MessageStart(id="i", model="m"))
     out = r2.error(c.GatewayError(c.ErrorKind.TIMEOUT, "slow"))
-    assert out == b'event: error\ndata: {"type":"error","error":{"type":"timeout_error","message":"slow"}}\n\n'
+    assert (
+        out
+        == b'event: error\ndata: {"type":"error","error":{"type":"timeout_error","message":"slow"}}\n\n'
+    )
     assert r2.feed(c.MessageStop(c.StopReason.END_TURN)) == b""
 
 

@@ -151,7 +151,9 @@ def test_parse_response(path: Path) -> None:
     check_json(path, to_jsonable(a.parse_response(load(path)["input"])))
 
 
-@pytest.mark.parametrize("path", cases("parse_stream", "sse"), ids=ids(cases("parse_stream", "sse")))
+@pytest.mark.parametrize(
+    "path", cases("parse_stream", "sse"), ids=ids(cases("parse_stream", "sse"))
+)
 def test_parse_stream(path: Path) -> None:
     raw = path.read_bytes()
     decoder, parser = SSEDecoder(), a.make_parser()

@@ -45,47 +45,79 @@ def b64(data: bytes) -> str:
 text_part = st.builds(c.TextPart, text, cache_control=cache)
 # ImagePart.detail has no Anthropic counterpart; https URLs only (data: URLs become base64).
 image_part = st.one_of(
-    st.builds(c.ImagePart, media_type=st.sampled_from(["image/png", "image/jpeg"]),
-              data=st.binary(min_size=1, max_size=12).map(b64)),
+    st.builds(
+        c.ImagePart,
+        media_type=st.sampled_from(["image/png", "image/jpeg"]),
+        data=st.binary(min_size=1, max_size=12).map(b64),
+    ),
     st.builds(c.ImagePart, url=ident.map(lambda s: f"https://example.com/{s}.png")),
 )
 document_part = st.one_of(
-    st.builds(c.DocumentPart, media_type=st.just("application/pdf"),
-              data=st.binary(min_size=1, max_size=12).map(b64), filename=st.none() | text),
+    st.builds(
+        c.DocumentPart,
+        media_type=st.just("application/pdf"),
+        data=st.binary(min_size=1, max_size=12).map(b64),
+        filename=st.none() | text,
+    ),
     # Plain-text documents travel as text; canonical keeps them base64 like any inline data.
-    st.builds(c.DocumentPart, media_type=st.just("text/plain"),
-              data=text.map(lambda s: b64(s.encode())), filename=st.none() | text),
-    st.builds(c.DocumentPart, url=ident.map(lambda s: f"https://example.com/{s}.pdf"),
-              filename=st.none() | text),
+    st.builds(
+        c.DocumentPart,
+        media_type=st.just("text/plain"),
+        data=text.map(lambda s: b64(s.encode())),
+        filename=st.none() | text,
+    ),
+    st.builds(
+        c.DocumentPart,
+        url=ident.map(lambda s: f"https://example.com/{s}.pdf"),
+        filename=st.none() | text,
+    ),
 )
 # Arguments travel as a JSON object, so canonical text must be that object's compact JSON.
-tool_call = st.builds(c.ToolCallPart, ident, ident, json_object.map(lambda d: orjson.dumps(d).decode()))
+tool_call = st.builds(
+    c.ToolCallPart, ident, ident, json_object.map(lambda d: orjson.dumps(d).decode())
+)
 # Anthropic can only verify its own signed (or redacted) thinking; nothing else is sent to it.
 thinking = st.one_of(
-    st.builds(c.ThinkingPart, text=st.text(max_size=20), signature=opaque, origin=st.just("anthropic")),
+    st.builds(
+        c.ThinkingPart, text=st.text(max_size=20), signature=opaque, origin=st.just("anthropic")
+    ),
     st.builds(c.ThinkingPart, redacted=opaque, origin=st.just("anthropic")),
 )
 # Tool results carry no name on the wire (Gemini's field), and only text and images.
-tool_result = st.builds(c.ToolResultPart, ident, st.lists(text_part | image_part, max_size=3),
-                        is_error=st.booleans())
+tool_result = st.builds(
+    c.ToolResultPart, ident, st.lists(text_part | image_part, max_size=3), is_error=st.booleans()
+)
 
-user_msg = st.builds(c.Message, st.just(c.Role.USER),
-                     st.lists(text_part | image_part | document_part, min_size=1, max_size=3))
+user_msg = st.builds(
+    c.Message,
+    st.just(c.Role.USER),
+    st.lists(text_part | image_part | document_part, min_size=1, max_size=3),
+)
 assistant_msg = st.builds(
-    c.Message, st.just(c.Role.ASSISTANT),
-    st.tuples(st.lists(thinking, max_size=2), st.lists(text_part, max_size=2),
-              st.lists(tool_call, max_size=3)).map(lambda t: [*t[0], *t[1], *t[2]]).filter(bool),
+    c.Message,
+    st.just(c.Role.ASSISTANT),
+    st.tuples(
+        st.lists(thinking, max_size=2),
+        st.lists(text_part, max_size=2),
+        st.lists(tool_call, max_size=3),
+    )
+    .map(lambda t: [*t[0], *t[1], *t[2]])
+    .filter(bool),
 )
 # One result per TOOL message, as parse_request produces them.
-tool_msgs = st.lists(st.builds(lambda r: c.Message(c.Role.TOOL, [r]), tool_result),
-                     min_size=1, max_size=3)
+tool_msgs = st.lists(
+    st.builds(lambda r: c.Message(c.Role.TOOL, [r]), tool_result), min_size=1, max_size=3
+)
 turns = st.lists(
     st.one_of(user_msg.map(lambda m: [m]), assistant_msg.map(lambda m: [m]), tool_msgs),
-    min_size=1, max_size=5,
+    min_size=1,
+    max_size=5,
 ).map(lambda groups: [m for g in groups for m in g])
 
 tool_spec = st.builds(
-    c.ToolSpec, ident, description=st.none() | text,
+    c.ToolSpec,
+    ident,
+    description=st.none() | text,
     # A missing schema is sent as an empty object schema, so generate one.
     parameters=st.just({"type": "object", "properties": {}}) | st.just({"type": "object"}),
     strict=st.none() | st.just(True),  # strict=False is not sent (compatible servers reject it)
@@ -100,14 +132,17 @@ def requests(draw: st.DrawFn) -> c.Request:
     choice = None
     if tools:  # tool_choice is only sent alongside tools
         mode: Literal["auto", "none", "required", "tool"] = draw(
-            st.sampled_from(["auto", "none", "required", "tool"]))
+            st.sampled_from(["auto", "none", "required", "tool"])
+        )
         choice = c.ToolChoice(
             mode=mode,
             name=tools[0].name if mode == "tool" else None,
             parallel=None if mode == "none" else draw(st.none() | st.booleans()),
         )
     thinking_options: list[c.ThinkingConfig | None] = [
-        None, c.ThinkingConfig(enabled=False), c.ThinkingConfig(enabled=True, adaptive=True)
+        None,
+        c.ThinkingConfig(enabled=False),
+        c.ThinkingConfig(enabled=True, adaptive=True),
     ]
     if max_tokens > 1024:  # budgets must sit in [1024, max_tokens)
         thinking_options.append(
@@ -125,15 +160,20 @@ def requests(draw: st.DrawFn) -> c.Request:
         top_k=draw(st.none() | st.integers(1, 500)),
         stop=draw(st.lists(text, max_size=2)),
         stream=draw(st.booleans()),
-        response_format=draw(st.none() | st.builds(
-            c.ResponseFormat, type=st.just("json_schema"), schema=json_object)),
+        response_format=draw(
+            st.none() | st.builds(c.ResponseFormat, type=st.just("json_schema"), schema=json_object)
+        ),
         thinking=draw(st.sampled_from(thinking_options)),
         user=draw(st.none() | text),
         # Extras and extra metadata only survive for a request that came from this dialect.
         metadata=draw(st.dictionaries(st.sampled_from(["tier", "trace"]), json_value, max_size=2)),
-        extras=draw(st.dictionaries(
-            st.sampled_from(["service_tier", "context_management", "container"]), json_value,
-            max_size=2)),
+        extras=draw(
+            st.dictionaries(
+                st.sampled_from(["service_tier", "context_management", "container"]),
+                json_value,
+                max_size=2,
+            )
+        ),
         source_dialect="anthropic",
         # seed, n, penalties: no Anthropic counterpart, left unset.
     )
@@ -151,8 +191,12 @@ def test_request_round_trip(request: c.Request) -> None:
 # Responses carry no cache_control, and thinking from any family survives an Anthropic client.
 response_thinking = st.one_of(
     thinking,
-    st.builds(c.ThinkingPart, text=st.text(max_size=10), signature=st.none() | opaque,
-              origin=st.sampled_from(["gemini", "openai"])),
+    st.builds(
+        c.ThinkingPart,
+        text=st.text(max_size=10),
+        signature=st.none() | opaque,
+        origin=st.sampled_from(["gemini", "openai"]),
+    ),
     st.builds(c.ThinkingPart, redacted=opaque, origin=st.sampled_from(["gemini", "openai"])),
     st.builds(c.ThinkingPart, text=st.text(max_size=10)),  # unsigned, origin unknown
 )
@@ -160,21 +204,33 @@ response_thinking = st.one_of(
 
 @st.composite
 def usages(draw: st.DrawFn, *, reasoning: bool = True) -> c.Usage:
-    fresh, read, write = draw(st.integers(0, 10**6)), draw(st.integers(0, 10**5)), draw(
-        st.integers(0, 10**5))
-    return c.Usage(input_tokens=fresh + read + write, output_tokens=draw(st.integers(0, 10**5)),
-                   cache_read_tokens=read, cache_write_tokens=write,
-                   reasoning_tokens=draw(st.integers(0, 1000)) if reasoning else 0)
+    fresh, read, write = (
+        draw(st.integers(0, 10**6)),
+        draw(st.integers(0, 10**5)),
+        draw(st.integers(0, 10**5)),
+    )
+    return c.Usage(
+        input_tokens=fresh + read + write,
+        output_tokens=draw(st.integers(0, 10**5)),
+        cache_read_tokens=read,
+        cache_write_tokens=write,
+        reasoning_tokens=draw(st.integers(0, 1000)) if reasoning else 0,
+    )
 
 
 # StopReason.ERROR has no Anthropic stop reason.
 stop_reasons = st.sampled_from([r for r in c.StopReason if r is not c.StopReason.ERROR])
 
 responses = st.builds(
-    c.Response, id=ident, model=ident,
-    content=st.lists(st.builds(c.TextPart, st.text(max_size=20)) | tool_call | response_thinking,
-                     max_size=4),
-    stop_reason=stop_reasons, stop_sequence=st.none() | text, usage=usages(),
+    c.Response,
+    id=ident,
+    model=ident,
+    content=st.lists(
+        st.builds(c.TextPart, st.text(max_size=20)) | tool_call | response_thinking, max_size=4
+    ),
+    stop_reason=stop_reasons,
+    stop_sequence=st.none() | text,
+    usage=usages(),
 )
 
 
@@ -200,8 +256,10 @@ def _block(index: int, draw: st.DrawFn) -> list[c.StreamEvent]:
     elif kind == "thinking":
         # The wire splits text and signature into separate deltas: generate them apart.
         events = [c.ThinkingStart(index)]
-        events += [c.ThinkingDelta(index, text=t, origin="anthropic")
-                   for t in draw(st.lists(text, max_size=3))]
+        events += [
+            c.ThinkingDelta(index, text=t, origin="anthropic")
+            for t in draw(st.lists(text, max_size=3))
+        ]
         events.append(c.ThinkingDelta(index, signature=draw(opaque), origin="anthropic"))
     else:
         events = [c.ThinkingStart(index, redacted=draw(opaque))]
@@ -213,10 +271,14 @@ def streams(draw: st.DrawFn) -> list[c.StreamEvent]:
     final = draw(usages())
     # message_start reports input usage only; a single UsageEvent carries the totals, as the
     # parser merges everything it saw into one at message_delta.
-    start_usage = c.Usage(input_tokens=final.input_tokens, cache_read_tokens=final.cache_read_tokens,
-                          cache_write_tokens=final.cache_write_tokens)
-    events: list[c.StreamEvent] = [c.MessageStart(id=draw(ident), model="client-model",
-                                                  usage=start_usage)]
+    start_usage = c.Usage(
+        input_tokens=final.input_tokens,
+        cache_read_tokens=final.cache_read_tokens,
+        cache_write_tokens=final.cache_write_tokens,
+    )
+    events: list[c.StreamEvent] = [
+        c.MessageStart(id=draw(ident), model="client-model", usage=start_usage)
+    ]
     # Blocks are sequential with wire indices 0..n-1; interleaving is pinned by golden files.
     for index in range(draw(st.integers(0, 4))):
         events += _block(index, draw)
@@ -224,10 +286,19 @@ def streams(draw: st.DrawFn) -> list[c.StreamEvent]:
         events += [c.UsageEvent(final), c.MessageStop(draw(stop_reasons), draw(st.none() | text))]
     else:
         # Kinds whose Anthropic error type maps back to themselves.
-        kind = draw(st.sampled_from([
-            c.ErrorKind.INVALID_REQUEST, c.ErrorKind.NOT_FOUND, c.ErrorKind.REQUEST_TOO_LARGE,
-            c.ErrorKind.RATE_LIMIT, c.ErrorKind.OVERLOADED, c.ErrorKind.TIMEOUT,
-            c.ErrorKind.UPSTREAM]))
+        kind = draw(
+            st.sampled_from(
+                [
+                    c.ErrorKind.INVALID_REQUEST,
+                    c.ErrorKind.NOT_FOUND,
+                    c.ErrorKind.REQUEST_TOO_LARGE,
+                    c.ErrorKind.RATE_LIMIT,
+                    c.ErrorKind.OVERLOADED,
+                    c.ErrorKind.TIMEOUT,
+                    c.ErrorKind.UPSTREAM,
+                ]
+            )
+        )
         events.append(c.ErrorEvent(c.GatewayError(kind, draw(text))))
     return events
 

@@ -22,8 +22,11 @@ SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[Heal
 text = st.text(max_size=20)
 nonempty = st.text(min_size=1, max_size=20)
 ident = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789_", min_size=1, max_size=12)
-b64 = st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=", min_size=1,
-              max_size=24)
+b64 = st.text(
+    alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=",
+    min_size=1,
+    max_size=24,
+)
 json_scalar = st.one_of(st.none(), st.booleans(), st.integers(-1000, 1000), text)
 schema = st.dictionaries(ident, json_scalar, max_size=3)
 
@@ -51,20 +54,40 @@ def test_module_satisfies_dialect_protocol() -> None:
 #   tools always have a parameters schema, strict is set (None means false across dialects).
 
 images = st.one_of(
-    st.builds(c.ImagePart, media_type=st.sampled_from(["image/png", "image/jpeg"]), data=b64,
-              detail=st.sampled_from(["auto", "low", "high"])),
-    st.builds(c.ImagePart, url=nonempty.map(lambda s: "https://x/" + s),
-              detail=st.sampled_from(["auto", "low", "high"])),
+    st.builds(
+        c.ImagePart,
+        media_type=st.sampled_from(["image/png", "image/jpeg"]),
+        data=b64,
+        detail=st.sampled_from(["auto", "low", "high"]),
+    ),
+    st.builds(
+        c.ImagePart,
+        url=nonempty.map(lambda s: "https://x/" + s),
+        detail=st.sampled_from(["auto", "low", "high"]),
+    ),
 )
 documents = st.one_of(
-    st.builds(c.DocumentPart, media_type=st.just("application/pdf"), data=b64,
-              filename=st.none() | nonempty),
-    st.builds(c.DocumentPart, url=nonempty.map(lambda s: "https://x/" + s), filename=st.none() | nonempty),
+    st.builds(
+        c.DocumentPart,
+        media_type=st.just("application/pdf"),
+        data=b64,
+        filename=st.none() | nonempty,
+    ),
+    st.builds(
+        c.DocumentPart, url=nonempty.map(lambda s: "https://x/" + s), filename=st.none() | nonempty
+    ),
 )
-user_parts = st.lists(st.one_of(st.builds(c.TextPart, text), images, documents), min_size=1, max_size=4)
+user_parts = st.lists(
+    st.one_of(st.builds(c.TextPart, text), images, documents), min_size=1, max_size=4
+)
 tool_calls = st.builds(c.ToolCallPart, ident.map(lambda s: "call_" + s), ident, text)
-openai_thinking = st.builds(c.ThinkingPart, text=text, redacted=b64, origin=st.just("openai"),
-                            id=st.none() | ident.map(lambda s: "rs_" + s))
+openai_thinking = st.builds(
+    c.ThinkingPart,
+    text=text,
+    redacted=b64,
+    origin=st.just("openai"),
+    id=st.none() | ident.map(lambda s: "rs_" + s),
+)
 
 
 @st.composite
@@ -85,8 +108,11 @@ tool_result_content = st.one_of(
 )
 tool_messages = st.builds(
     lambda results: c.Message(c.Role.TOOL, results),
-    st.lists(st.builds(c.ToolResultPart, ident.map(lambda s: "res_" + s), tool_result_content),
-             min_size=1, max_size=3),
+    st.lists(
+        st.builds(c.ToolResultPart, ident.map(lambda s: "res_" + s), tool_result_content),
+        min_size=1,
+        max_size=3,
+    ),
 )
 user_messages = st.builds(lambda parts: c.Message(c.Role.USER, parts), user_parts)
 
@@ -98,17 +124,28 @@ def conversations(draw: st.DrawFn) -> list[c.Message]:
         kind = draw(st.sampled_from(["user", "assistant", "tool"]))
         if out and kind != "user" and out[-1].role.value == kind:
             continue
-        out.append(draw({"user": user_messages, "assistant": assistant_messages(),
-                         "tool": tool_messages}[kind]))
+        out.append(
+            draw(
+                {"user": user_messages, "assistant": assistant_messages(), "tool": tool_messages}[
+                    kind
+                ]
+            )
+        )
     return out
 
 
-tool_specs = st.builds(c.ToolSpec, name=ident, description=st.none() | text, parameters=schema,
-                       strict=st.booleans())
+tool_specs = st.builds(
+    c.ToolSpec, name=ident, description=st.none() | text, parameters=schema, strict=st.booleans()
+)
 formats = st.one_of(
     st.builds(c.ResponseFormat, type=st.sampled_from(["text", "json_object"])),
-    st.builds(c.ResponseFormat, type=st.just("json_schema"), schema=schema, name=ident,
-              strict=st.none() | st.booleans()),
+    st.builds(
+        c.ResponseFormat,
+        type=st.just("json_schema"),
+        schema=schema,
+        name=ident,
+        strict=st.none() | st.booleans(),
+    ),
 )
 floats = st.none() | st.floats(0, 2, allow_nan=False)
 
@@ -119,8 +156,11 @@ def requests(draw: st.DrawFn, source: str | None = None) -> c.Request:
     choice = None
     if tools and draw(st.booleans()):
         mode = draw(st.sampled_from(["auto", "none", "required", "tool"]))
-        choice = c.ToolChoice(mode=mode, name=tools[0].name if mode == "tool" else None,
-                              parallel=draw(st.none() | st.booleans()))
+        choice = c.ToolChoice(
+            mode=mode,
+            name=tools[0].name if mode == "tool" else None,
+            parallel=draw(st.none() | st.booleans()),
+        )
     return c.Request(
         model="gpt-x",
         messages=draw(conversations()),
@@ -132,8 +172,10 @@ def requests(draw: st.DrawFn, source: str | None = None) -> c.Request:
         top_p=draw(floats),
         stream=draw(st.booleans()),
         response_format=draw(st.none() | formats),
-        thinking=draw(st.none() | st.builds(c.ThinkingConfig,
-                                            effort=st.sampled_from(["low", "medium", "high"]))),
+        thinking=draw(
+            st.none()
+            | st.builds(c.ThinkingConfig, effort=st.sampled_from(["low", "medium", "high"]))
+        ),
         user=draw(st.none() | text),
         metadata=draw(st.dictionaries(ident, text, max_size=2)),
         source_dialect=source,
@@ -166,12 +208,20 @@ def test_same_dialect_request_survives_build_then_parse(req: c.Request) -> None:
 def test_client_bodies_are_stable_through_parse_build_parse(case: str) -> None:
     from pathlib import Path
 
-    path = Path(__file__).parent.parent / "golden" / "openai_responses" / "parse_request" / f"{case}.json"
+    path = (
+        Path(__file__).parent.parent
+        / "golden"
+        / "openai_responses"
+        / "parse_request"
+        / f"{case}.json"
+    )
     first = d.parse_request(json.loads(path.read_text()))
     second = d.parse_request(d.build_request(first, first.model))
     # Foreign thinking is never sent to OpenAI; everything else comes back unchanged.
     for m in first.messages:
-        m.content = [p for p in m.content if not (isinstance(p, c.ThinkingPart) and p.origin != "openai")]
+        m.content = [
+            p for p in m.content if not (isinstance(p, c.ThinkingPart) and p.origin != "openai")
+        ]
     first.system = [c.TextPart("\n\n".join(p.text for p in first.system))] if first.system else []
     assert second == first
 
@@ -184,15 +234,23 @@ def test_client_bodies_are_stable_through_parse_build_parse(case: str) -> None:
 # and loses its id; stop_sequence has no counterpart (STOP_SEQUENCE renders as completed).
 
 foreign_thinking = st.builds(
-    c.ThinkingPart, text=text, origin=st.sampled_from(["anthropic", "gemini"]),
-    signature=st.none() | b64, redacted=st.none() | b64,
+    c.ThinkingPart,
+    text=text,
+    origin=st.sampled_from(["anthropic", "gemini"]),
+    signature=st.none() | b64,
+    redacted=st.none() | b64,
 ).filter(lambda p: bool(p.signature or p.redacted))
 response_parts = st.lists(
     st.one_of(
         st.builds(c.TextPart, text),
         tool_calls,
-        st.builds(c.ThinkingPart, text=text, redacted=st.none() | b64, origin=st.just("openai"),
-                  id=ident.map(lambda s: "rs_" + s)),
+        st.builds(
+            c.ThinkingPart,
+            text=text,
+            redacted=st.none() | b64,
+            origin=st.just("openai"),
+            id=ident.map(lambda s: "rs_" + s),
+        ),
         foreign_thinking,
     ),
     max_size=6,
@@ -204,10 +262,23 @@ usages = st.builds(c.Usage, *(st.integers(0, 10**6) for _ in range(5)))
 def responses(draw: st.DrawFn) -> c.Response:
     content = draw(response_parts)
     calls = any(isinstance(p, c.ToolCallPart) for p in content)
-    stop = draw(st.sampled_from([c.StopReason.TOOL_USE if calls else c.StopReason.END_TURN,
-                                 c.StopReason.MAX_TOKENS, c.StopReason.CONTENT_FILTER]))
-    return c.Response(id="resp_" + draw(ident), model=draw(nonempty), content=content,
-                      stop_reason=stop, usage=draw(usages), created=draw(st.integers(0, 2**31)))
+    stop = draw(
+        st.sampled_from(
+            [
+                c.StopReason.TOOL_USE if calls else c.StopReason.END_TURN,
+                c.StopReason.MAX_TOKENS,
+                c.StopReason.CONTENT_FILTER,
+            ]
+        )
+    )
+    return c.Response(
+        id="resp_" + draw(ident),
+        model=draw(nonempty),
+        content=content,
+        stop_reason=stop,
+        usage=draw(usages),
+        created=draw(st.integers(0, 2**31)),
+    )
 
 
 @SETTINGS
@@ -221,16 +292,28 @@ def test_response_survives_render_then_parse(response: c.Response) -> None:
 
 
 def test_response_items_feed_the_next_turn() -> None:
-    response = c.Response(id="resp_1", model="gpt-5", content=[
-        c.ThinkingPart(text="t", redacted="enc", origin="openai", id="rs_1"),
-        c.TextPart("calling"),
-        c.ToolCallPart("call_1", "f", "{}"),
-    ], stop_reason=c.StopReason.TOOL_USE)
+    response = c.Response(
+        id="resp_1",
+        model="gpt-5",
+        content=[
+            c.ThinkingPart(text="t", redacted="enc", origin="openai", id="rs_1"),
+            c.TextPart("calling"),
+            c.ToolCallPart("call_1", "f", "{}"),
+        ],
+        stop_reason=c.StopReason.TOOL_USE,
+    )
     items = d.response_items(response)
     assert [i["type"] for i in items] == ["reasoning", "message", "function_call"]
-    req = d.parse_request({"model": "gpt-5", "input": [
-        {"role": "user", "content": "go"}, *items,
-        {"type": "function_call_output", "call_id": "call_1", "output": "ok"}]})
+    req = d.parse_request(
+        {
+            "model": "gpt-5",
+            "input": [
+                {"role": "user", "content": "go"},
+                *items,
+                {"type": "function_call_output", "call_id": "call_1", "output": "ok"},
+            ],
+        }
+    )
     assert req.messages[1] == c.Message(c.Role.ASSISTANT, response.content)
     assert req.messages[2].content == [c.ToolResultPart("call_1", [c.TextPart("ok")], name="f")]
 
@@ -240,8 +323,9 @@ def test_response_items_feed_the_next_turn() -> None:
 
 @st.composite
 def streams(draw: st.DrawFn) -> list[c.StreamEvent]:
-    events: list[c.StreamEvent] = [c.MessageStart(id="resp_" + draw(ident), model="gpt-x",
-                                                  created=draw(st.integers(0, 2**31)))]
+    events: list[c.StreamEvent] = [
+        c.MessageStart(id="resp_" + draw(ident), model="gpt-x", created=draw(st.integers(0, 2**31)))
+    ]
     calls = False
     pending_calls: list[tuple[int, list[str]]] = []
 
@@ -266,8 +350,10 @@ def streams(draw: st.DrawFn) -> list[c.StreamEvent]:
         elif kind == "thinking":
             # narrowed: OpenAI reasoning only (origin on every delta, at least one summary delta)
             events.append(c.ThinkingStart(index))
-            events += [c.ThinkingDelta(index, t, origin="openai")
-                       for t in draw(st.lists(nonempty, min_size=1, max_size=3))]
+            events += [
+                c.ThinkingDelta(index, t, origin="openai")
+                for t in draw(st.lists(nonempty, min_size=1, max_size=3))
+            ]
             if draw(st.booleans()):
                 events.append(c.ThinkingDelta(index, signature=draw(b64), origin="openai"))
             events.append(c.BlockStop(index))
@@ -277,14 +363,24 @@ def streams(draw: st.DrawFn) -> list[c.StreamEvent]:
             pending_calls.append((index, draw(st.lists(nonempty, max_size=3))))
     flush_calls()
     if draw(st.booleans()):
-        kind = draw(st.sampled_from([c.ErrorKind.RATE_LIMIT, c.ErrorKind.INVALID_REQUEST,
-                                     c.ErrorKind.UPSTREAM]))
+        kind = draw(
+            st.sampled_from(
+                [c.ErrorKind.RATE_LIMIT, c.ErrorKind.INVALID_REQUEST, c.ErrorKind.UPSTREAM]
+            )
+        )
         events.append(c.ErrorEvent(c.GatewayError(kind, draw(nonempty))))
         return events
     if draw(st.booleans()):
         events.append(c.UsageEvent(draw(usages)))
-    stop = draw(st.sampled_from([c.StopReason.TOOL_USE if calls else c.StopReason.END_TURN,
-                                 c.StopReason.MAX_TOKENS, c.StopReason.CONTENT_FILTER]))
+    stop = draw(
+        st.sampled_from(
+            [
+                c.StopReason.TOOL_USE if calls else c.StopReason.END_TURN,
+                c.StopReason.MAX_TOKENS,
+                c.StopReason.CONTENT_FILTER,
+            ]
+        )
+    )
     events.append(c.MessageStop(stop))
     return events
 
@@ -328,8 +424,11 @@ def test_stream_survives_render_then_parse(events: list[c.StreamEvent]) -> None:
 def test_sdk_accumulates_rendered_streams(events: list[c.StreamEvent]) -> None:
     raw, _ = _relay(events)
     final = sdk_accepts_stream(raw)
-    if isinstance(events[-1], c.MessageStop) and events[-1].stop_reason is not c.StopReason.MAX_TOKENS \
-            and events[-1].stop_reason is not c.StopReason.CONTENT_FILTER:
+    if (
+        isinstance(events[-1], c.MessageStop)
+        and events[-1].stop_reason is not c.StopReason.MAX_TOKENS
+        and events[-1].stop_reason is not c.StopReason.CONTENT_FILTER
+    ):
         assert final is not None
         texts = "".join(e.text for e in events if isinstance(e, c.TextDelta))
         assert final.output_text == texts
@@ -353,7 +452,10 @@ def sdk_accepts_stream(raw: bytes) -> Any:
 def test_tool_arguments_are_relayed_incrementally() -> None:
     """The LiteLLM ``input: {}`` bug: every fragment must come out as it goes in."""
     fragments = ['{"pa', 'th": "/tm', 'p/x"', "}"]
-    events: list[c.StreamEvent] = [c.MessageStart("resp_1", "gpt-x"), c.ToolCallStart(0, "call_1", "Read")]
+    events: list[c.StreamEvent] = [
+        c.MessageStart("resp_1", "gpt-x"),
+        c.ToolCallStart(0, "call_1", "Read"),
+    ]
     events += [c.ToolCallDelta(0, f) for f in fragments]
     events += [c.BlockStop(0), c.MessageStop(c.StopReason.TOOL_USE)]
     renderer = d.make_renderer("gpt-x")
@@ -391,8 +493,13 @@ def test_parser_flags_malformed_and_truncated_streams() -> None:
 
 def test_watch_ignores_text_that_mentions_terminal_events() -> None:
     watch = d.make_watch()
-    delta = {"type": "response.output_text.delta", "delta": "response.completed error", "item_id": "m",
-             "output_index": 0, "content_index": 0}
+    delta = {
+        "type": "response.output_text.delta",
+        "delta": "response.completed error",
+        "item_id": "m",
+        "output_index": 0,
+        "content_index": 0,
+    }
     watch.feed(b"event: response.output_text.delta\ndata: " + orjson.dumps(delta) + b"\n\n")
     assert not watch.complete
 
@@ -401,8 +508,15 @@ def test_watch_ignores_text_that_mentions_terminal_events() -> None:
 
 
 def test_build_logs_dropped_fields(caplog: pytest.LogCaptureFixture) -> None:
-    req = c.Request(model="m", messages=[c.Message(c.Role.USER, [c.TextPart("hi")])], top_k=3,
-                    stop=["x"], seed=1, source_dialect="anthropic", extras={"anthropic-beta": "x"})
+    req = c.Request(
+        model="m",
+        messages=[c.Message(c.Role.USER, [c.TextPart("hi")])],
+        top_k=3,
+        stop=["x"],
+        seed=1,
+        source_dialect="anthropic",
+        extras={"anthropic-beta": "x"},
+    )
     with caplog.at_level(logging.DEBUG, logger=d.__name__):
         body = d.build_request(req, "gpt-5")
     assert not {"top_k", "stop", "seed", "anthropic-beta"} & set(body)
@@ -412,14 +526,21 @@ def test_build_logs_dropped_fields(caplog: pytest.LogCaptureFixture) -> None:
 
 
 def test_build_clamps_tiny_max_tokens_and_never_sends_foreign_thinking() -> None:
-    req = c.Request(model="m", max_tokens=1, messages=[
-        c.Message(c.Role.USER, [c.TextPart("hi")]),
-        c.Message(c.Role.ASSISTANT, [
-            c.ThinkingPart("claude", signature="sig", origin="anthropic"),
-            c.ThinkingPart("openai, id only", origin="openai", id="rs_1"),
-            c.TextPart("ok"),
-        ]),
-    ])
+    req = c.Request(
+        model="m",
+        max_tokens=1,
+        messages=[
+            c.Message(c.Role.USER, [c.TextPart("hi")]),
+            c.Message(
+                c.Role.ASSISTANT,
+                [
+                    c.ThinkingPart("claude", signature="sig", origin="anthropic"),
+                    c.ThinkingPart("openai, id only", origin="openai", id="rs_1"),
+                    c.TextPart("ok"),
+                ],
+            ),
+        ],
+    )
     body = d.build_request(req, "gpt-5")
     assert body["max_output_tokens"] == 16
     assert [i["type"] for i in body["input"]] == ["message", "message"]
@@ -431,17 +552,29 @@ def test_parse_response_raises_upstream_errors() -> None:
         d.parse_response({"error": {"message": "boom", "type": "server_error", "code": None}})
     assert info.value.kind is c.ErrorKind.UPSTREAM and info.value.message == "boom"
     with pytest.raises(c.GatewayError) as info:
-        d.parse_response({"id": "r", "status": "failed", "output": [],
-                          "error": {"code": "rate_limit_exceeded", "message": "slow"}})
+        d.parse_response(
+            {
+                "id": "r",
+                "status": "failed",
+                "output": [],
+                "error": {"code": "rate_limit_exceeded", "message": "slow"},
+            }
+        )
     assert info.value.kind is c.ErrorKind.RATE_LIMIT
     with pytest.raises(c.GatewayError):
         d.parse_response({"id": "r", "status": "completed"})
 
 
 def test_parse_error_keeps_status_contract() -> None:
-    err = d.parse_error(429, b'{"error":{"message":"slow","type":"requests","code":"rate_limit_exceeded"}}')
-    assert (err.kind, err.status, err.upstream_status, err.code) == (c.ErrorKind.RATE_LIMIT, 429, 429,
-                                                                      "rate_limit_exceeded")
+    err = d.parse_error(
+        429, b'{"error":{"message":"slow","type":"requests","code":"rate_limit_exceeded"}}'
+    )
+    assert (err.kind, err.status, err.upstream_status, err.code) == (
+        c.ErrorKind.RATE_LIMIT,
+        429,
+        429,
+        "rate_limit_exceeded",
+    )
     err = d.parse_error(401, b'{"error":{"message":"Incorrect API key provided: sk-abc123456789"}}')
     assert err.status == 502 and "abc123456789" not in err.message
 
@@ -460,23 +593,43 @@ BAD_BODIES: list[tuple[Any, str | None]] = [
     ({"model": "m", "input": [{"role": "robot", "content": "x"}]}, "input[0].role"),
     ({"model": "m", "input": [{"role": "user"}]}, "input[0].content"),
     ({"model": "m", "input": [{"role": "user", "content": 3}]}, "input[0].content"),
-    ({"model": "m", "input": [{"role": "user", "content": [{"type": "input_text"}]}]},
-     "input[0].content[0].text"),
-    ({"model": "m", "input": [{"role": "user", "content": [{"type": "input_image"}]}]},
-     "input[0].content[0].image_url"),
+    (
+        {"model": "m", "input": [{"role": "user", "content": [{"type": "input_text"}]}]},
+        "input[0].content[0].text",
+    ),
+    (
+        {"model": "m", "input": [{"role": "user", "content": [{"type": "input_image"}]}]},
+        "input[0].content[0].image_url",
+    ),
     ({"model": "m", "input": [{"role": "user", "content": ["hi"]}]}, "input[0].content[0]"),
-    ({"model": "m", "input": [{"type": "function_call", "name": "f", "arguments": "{}"}]},
-     "input[0].call_id"),
-    ({"model": "m", "input": [{"type": "function_call", "call_id": "c", "name": "f", "arguments": {}}]},
-     "input[0].arguments"),
-    ({"model": "m", "input": [{"type": "function_call_output", "call_id": "c"}]}, "input[0].output"),
+    (
+        {"model": "m", "input": [{"type": "function_call", "name": "f", "arguments": "{}"}]},
+        "input[0].call_id",
+    ),
+    (
+        {
+            "model": "m",
+            "input": [{"type": "function_call", "call_id": "c", "name": "f", "arguments": {}}],
+        },
+        "input[0].arguments",
+    ),
+    (
+        {"model": "m", "input": [{"type": "function_call_output", "call_id": "c"}]},
+        "input[0].output",
+    ),
     ({"model": "m", "input": [{"type": "reasoning", "summary": "x"}]}, "input[0].summary"),
     ({"model": "m", "input": "x", "instructions": 3}, "instructions"),
     ({"model": "m", "input": "x", "tools": {}}, "tools"),
     ({"model": "m", "input": "x", "tools": [{"type": "function"}]}, "tools[0].name"),
     ({"model": "m", "input": "x", "tools": [{"name": "f"}]}, "tools[0].type"),
-    ({"model": "m", "input": "x", "tools": [{"type": "function", "name": "f", "parameters": "{}"}]},
-     "tools[0].parameters"),
+    (
+        {
+            "model": "m",
+            "input": "x",
+            "tools": [{"type": "function", "name": "f", "parameters": "{}"}],
+        },
+        "tools[0].parameters",
+    ),
     ({"model": "m", "input": "x", "tool_choice": "sometimes"}, "tool_choice"),
     ({"model": "m", "input": "x", "tool_choice": {"type": "function"}}, "tool_choice.name"),
     ({"model": "m", "input": "x", "tool_choice": 1}, "tool_choice"),
@@ -492,10 +645,14 @@ BAD_BODIES: list[tuple[Any, str | None]] = [
     ({"model": "m", "input": "x", "reasoning": "high"}, "reasoning"),
     ({"model": "m", "input": "x", "reasoning": {"effort": 2}}, "reasoning.effort"),
     ({"model": "m", "input": "x", "text": {"format": {"type": "yaml"}}}, "text.format.type"),
-    ({"model": "m", "input": "x", "text": {"format": {"type": "json_schema", "schema": {}}}},
-     "text.format.name"),
-    ({"model": "m", "input": "x", "text": {"format": {"type": "json_schema", "name": "n"}}},
-     "text.format.schema"),
+    (
+        {"model": "m", "input": "x", "text": {"format": {"type": "json_schema", "schema": {}}}},
+        "text.format.name",
+    ),
+    (
+        {"model": "m", "input": "x", "text": {"format": {"type": "json_schema", "name": "n"}}},
+        "text.format.schema",
+    ),
 ]
 
 
@@ -514,13 +671,23 @@ def test_bad_input_names_the_field(body: Any, param: str | None) -> None:
 
 
 def test_unknown_fields_and_hosted_tools_do_not_fail() -> None:
-    req = d.parse_request({"model": "m", "input": "x", "service_tier": "flex",
-                           "tools": [{"type": "web_search_preview"}, {"type": "file_search",
-                                                                       "vector_store_ids": ["v"]}],
-                           "tool_choice": {"type": "web_search_preview"}})
+    req = d.parse_request(
+        {
+            "model": "m",
+            "input": "x",
+            "service_tier": "flex",
+            "tools": [
+                {"type": "web_search_preview"},
+                {"type": "file_search", "vector_store_ids": ["v"]},
+            ],
+            "tool_choice": {"type": "web_search_preview"},
+        }
+    )
     assert req.extras["service_tier"] == "flex"
     assert req.tools == []
     other = dataclasses.replace(req, source_dialect="anthropic")
     assert "tools" not in d.build_request(other, "m")  # dropped across dialects
-    assert d.build_request(req, "m")["tools"] == [{"type": "web_search_preview"},
-                                                   {"type": "file_search", "vector_store_ids": ["v"]}]
+    assert d.build_request(req, "m")["tools"] == [
+        {"type": "web_search_preview"},
+        {"type": "file_search", "vector_store_ids": ["v"]},
+    ]

@@ -36,6 +36,7 @@ REGEN = os.environ.get("RELAYGATE_REGEN_GOLDEN") == "1"
 
 # --------------------------------------------------------------------------- canonical ⇄ JSON
 
+
 def _by_tag(classes: tuple[type[Any], ...], tag: str) -> dict[str, type[Any]]:
     return {f.default: cls for cls in classes for f in dataclasses.fields(cls) if f.name == tag}
 
@@ -47,8 +48,14 @@ _EVENTS = _by_tag(typing.get_args(c.StreamEvent), "kind")
 def to_json(obj: Any) -> Any:
     """A canonical value as plain JSON; fields left at their default are omitted."""
     if isinstance(obj, c.GatewayError):
-        return {"kind": obj.kind.value, "message": obj.message, "status": obj.status,
-                "param": obj.param, "code": obj.code, "upstream_status": obj.upstream_status}
+        return {
+            "kind": obj.kind.value,
+            "message": obj.message,
+            "status": obj.status,
+            "param": obj.param,
+            "code": obj.code,
+            "upstream_status": obj.upstream_status,
+        }
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         out: dict[str, Any] = {}
         for f in dataclasses.fields(obj):
@@ -56,8 +63,14 @@ def to_json(obj: Any) -> Any:
             if f.name in ("type", "kind"):
                 out[f.name] = value
                 continue
-            default = f.default if f.default is not dataclasses.MISSING else (
-                f.default_factory() if f.default_factory is not dataclasses.MISSING else dataclasses.MISSING
+            default = (
+                f.default
+                if f.default is not dataclasses.MISSING
+                else (
+                    f.default_factory()
+                    if f.default_factory is not dataclasses.MISSING
+                    else dataclasses.MISSING
+                )
             )
             if value != default:
                 out[f.name] = to_json(value)
@@ -91,13 +104,21 @@ def from_json(hint: Any, data: Any) -> Any:
     if isinstance(hint, type) and issubclass(hint, enum.Enum):
         return hint(data)
     if hint is c.GatewayError:
-        return c.GatewayError(c.ErrorKind(data["kind"]), data["message"], status=data.get("status"),
-                              param=data.get("param"), code=data.get("code"))
+        return c.GatewayError(
+            c.ErrorKind(data["kind"]),
+            data["message"],
+            status=data.get("status"),
+            param=data.get("param"),
+            code=data.get("code"),
+        )
     if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         hints = typing.get_type_hints(hint, vars(c))
         tagged = hint in _PARTS.values() or hint in _EVENTS.values()
-        kwargs = {k: from_json(hints[k], v) for k, v in data.items()
-                  if not (tagged and k in ("type", "kind"))}
+        kwargs = {
+            k: from_json(hints[k], v)
+            for k, v in data.items()
+            if not (tagged and k in ("type", "kind"))
+        }
         return hint(**kwargs)
     return data
 
@@ -129,8 +150,11 @@ def _expected(path: Path, suffix: str, ext: str = ".expected.json") -> Path:
 # --------------------------------------------------------------------------- client side
 
 
-@pytest.mark.parametrize("path", [p for p in _cases("parse_request", ".json")
-                                  if not p.name.endswith(".expected.json")], ids=lambda p: p.stem)
+@pytest.mark.parametrize(
+    "path",
+    [p for p in _cases("parse_request", ".json") if not p.name.endswith(".expected.json")],
+    ids=lambda p: p.stem,
+)
 def test_parse_request(path: Path) -> None:
     req = d.parse_request(_load(path))
     _check_json(to_json(req), _expected(path, ".json"))
@@ -195,8 +219,11 @@ def test_build_request_same_dialect(path: Path) -> None:
     _check_json(body, _expected(path, ".client.json"))
 
 
-@pytest.mark.parametrize("path", [p for p in _cases("parse_response", ".json")
-                                  if not p.name.endswith(".expected.json")], ids=lambda p: p.stem)
+@pytest.mark.parametrize(
+    "path",
+    [p for p in _cases("parse_response", ".json") if not p.name.endswith(".expected.json")],
+    ids=lambda p: p.stem,
+)
 def test_parse_response(path: Path) -> None:
     _check_json(to_json(d.parse_response(_load(path))), _expected(path, ".json"))
 
@@ -252,8 +279,13 @@ def test_render_error_golden() -> None:
 
 def test_render_models_golden() -> None:
     models = [
-        c.ModelInfo(id="openai/gpt-5", native_id="gpt-5", backend="openai", owned_by="openai",
-                    created=1754000000),
+        c.ModelInfo(
+            id="openai/gpt-5",
+            native_id="gpt-5",
+            backend="openai",
+            owned_by="openai",
+            created=1754000000,
+        ),
         c.ModelInfo(id="local/gemma", native_id="gemma", backend="local"),
     ]
     _check_json(json.loads(d.render_models(models)), GOLDEN / "models" / "models.expected.json")

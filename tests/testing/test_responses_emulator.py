@@ -28,9 +28,12 @@ def _auth() -> dict[str, str]:
 
 
 async def _post(emu: ResponsesEmulator, body: Any, **kw: Any) -> tuple[int, dict[str, str], bytes]:
-    async with aiohttp.ClientSession() as s, s.post(
-        emu.base_url + "/v1/responses", json=body, headers=kw.pop("headers", _auth()), **kw
-    ) as r:
+    async with (
+        aiohttp.ClientSession() as s,
+        s.post(
+            emu.base_url + "/v1/responses", json=body, headers=kw.pop("headers", _auth()), **kw
+        ) as r,
+    ):
         return r.status, dict(r.headers), await r.read()
 
 
@@ -47,8 +50,15 @@ def _events(raw: bytes) -> list[Any]:
 
 async def test_default_echo_is_an_sdk_response() -> None:
     async with ResponsesEmulator(api_key=KEY) as emu:
-        status, _, raw = await _post(emu, {"model": "gpt-5-mini", "input": "hi there",
-                                           "instructions": "be nice", "temperature": 0.5})
+        status, _, raw = await _post(
+            emu,
+            {
+                "model": "gpt-5-mini",
+                "input": "hi there",
+                "instructions": "be nice",
+                "temperature": 0.5,
+            },
+        )
         assert status == 200
         response = SDKResponse.model_validate_json(raw)
         assert response.output_text == "echo: hi there"
@@ -56,16 +66,26 @@ async def test_default_echo_is_an_sdk_response() -> None:
         assert response.temperature == 0.5
         assert emu.requests[-1].json["input"] == "hi there"
         # item-list input echoes the last user text
-        _, _, raw = await _post(emu, {"model": "gpt-5-mini", "input": [
-            {"role": "user", "content": [{"type": "input_text", "text": "from items"}]}]})
+        _, _, raw = await _post(
+            emu,
+            {
+                "model": "gpt-5-mini",
+                "input": [
+                    {"role": "user", "content": [{"type": "input_text", "text": "from items"}]}
+                ],
+            },
+        )
         assert SDKResponse.model_validate_json(raw).output_text == "echo: from items"
 
 
 async def test_auth_and_models() -> None:
     async with ResponsesEmulator(api_key=KEY) as emu, aiohttp.ClientSession() as s:
         for headers in ({}, {"Authorization": "Bearer sk-wrong"}):
-            async with s.post(emu.base_url + "/v1/responses", json={"model": "gpt-5-mini", "input": "x"},
-                              headers=headers) as r:
+            async with s.post(
+                emu.base_url + "/v1/responses",
+                json={"model": "gpt-5-mini", "input": "x"},
+                headers=headers,
+            ) as r:
                 assert r.status == 401
                 body = await r.json()
                 assert body["error"]["code"] == "invalid_api_key"
@@ -89,14 +109,25 @@ async def test_request_validation_errors() -> None:
 
 
 async def test_stream_with_reasoning_text_and_parallel_calls() -> None:
-    reply = Reply(text="Let me check.", thinking="Two cities.", thinking_signature="gAAAAB-enc",
-                  tool_calls=[ToolCall("weather", {"city": "Paris"}, id="call_p"),
-                              ToolCall("weather", {"city": "Rome"})],
-                  input_tokens=900, output_tokens=120, cache_read_tokens=512, cache_write_tokens=64,
-                  reasoning_tokens=80)
+    reply = Reply(
+        text="Let me check.",
+        thinking="Two cities.",
+        thinking_signature="gAAAAB-enc",
+        tool_calls=[
+            ToolCall("weather", {"city": "Paris"}, id="call_p"),
+            ToolCall("weather", {"city": "Rome"}),
+        ],
+        input_tokens=900,
+        output_tokens=120,
+        cache_read_tokens=512,
+        cache_write_tokens=64,
+        reasoning_tokens=80,
+    )
     async with ResponsesEmulator() as emu:
         emu.script(reply)
-        status, headers, raw = await _post(emu, {"model": "gpt-5-mini", "input": "go", "stream": True})
+        status, headers, raw = await _post(
+            emu, {"model": "gpt-5-mini", "input": "go", "stream": True}
+        )
     assert status == 200 and headers["Content-Type"].startswith("text/event-stream")
     events = _events(raw)
     kinds = [e.type for e in events]
@@ -126,8 +157,10 @@ async def test_stream_with_reasoning_text_and_parallel_calls() -> None:
 
 async def test_incomplete_when_max_output_tokens() -> None:
     async with ResponsesEmulator() as emu:
-        emu.script(Reply(text="cut", stop_reason="max_output_tokens"),
-                   Reply(text="cut", stop_reason="max_output_tokens"))
+        emu.script(
+            Reply(text="cut", stop_reason="max_output_tokens"),
+            Reply(text="cut", stop_reason="max_output_tokens"),
+        )
         _, _, raw = await _post(emu, {"model": "gpt-5-mini", "input": "x"})
         response = SDKResponse.model_validate_json(raw)
         assert response.status == "incomplete"
@@ -141,8 +174,10 @@ async def test_official_client_create_and_stream() -> None:
     async with ResponsesEmulator(api_key=KEY) as emu:
         client = openai.AsyncOpenAI(base_url=emu.base_url + "/v1", api_key=KEY, max_retries=0)
         try:
-            emu.script(Reply(text="plain"),
-                       Reply(text="streamed text", tool_calls=[ToolCall("f", {"a": 1})]))
+            emu.script(
+                Reply(text="plain"),
+                Reply(text="streamed text", tool_calls=[ToolCall("f", {"a": 1})]),
+            )
             created = await client.responses.create(model="gpt-5-mini", input="hi")
             assert created.output_text == "plain"
             async with client.responses.stream(model="gpt-5-mini", input="hi") as stream:
@@ -161,8 +196,12 @@ async def test_status_fault_with_retry_after_reaches_the_sdk() -> None:
         emu.script(Fault(status=429, message="Rate limit reached", retry_after=2))
         status, headers, raw = await _post(emu, {"model": "gpt-5-mini", "input": "x"})
         assert status == 429 and headers["Retry-After"] == "2"
-        assert json.loads(raw)["error"] == {"message": "Rate limit reached", "type": "requests",
-                                            "param": None, "code": "rate_limit_exceeded"}
+        assert json.loads(raw)["error"] == {
+            "message": "Rate limit reached",
+            "type": "requests",
+            "param": None,
+            "code": "rate_limit_exceeded",
+        }
         client = openai.AsyncOpenAI(base_url=emu.base_url + "/v1", api_key=KEY, max_retries=0)
         try:
             emu.script(Fault(status=500, message="boom"))
@@ -175,7 +214,9 @@ async def test_status_fault_with_retry_after_reaches_the_sdk() -> None:
 
 async def test_malformed_and_error_in_200_faults() -> None:
     async with ResponsesEmulator() as emu:
-        emu.script(Fault(malformed=True), Fault(malformed=True), Fault(error_in_200=True, message="oops"))
+        emu.script(
+            Fault(malformed=True), Fault(malformed=True), Fault(error_in_200=True, message="oops")
+        )
         status, _, raw = await _post(emu, {"model": "gpt-5-mini", "input": "x"})
         assert status == 200 and raw == b"{not json"
         status, _, raw = await _post(emu, {"model": "gpt-5-mini", "input": "x", "stream": True})
@@ -188,7 +229,11 @@ async def test_malformed_and_error_in_200_faults() -> None:
 
 async def test_error_in_200_stream_ends_with_response_failed() -> None:
     async with ResponsesEmulator() as emu:
-        emu.script(Fault(error_in_200=True, cut_after=5, message="overloaded", reply=Reply(text="abcdefgh")))
+        emu.script(
+            Fault(
+                error_in_200=True, cut_after=5, message="overloaded", reply=Reply(text="abcdefgh")
+            )
+        )
         _, _, raw = await _post(emu, {"model": "gpt-5-mini", "input": "x", "stream": True})
     events = _events(raw)
     assert len(events) == 6
@@ -203,8 +248,10 @@ async def test_cut_after_drops_the_connection() -> None:
         received = b""
         async with aiohttp.ClientSession() as s:
             with pytest.raises(aiohttp.ClientPayloadError):
-                async with s.post(emu.base_url + "/v1/responses",
-                                  json={"model": "gpt-5-mini", "input": "x", "stream": True}) as r:
+                async with s.post(
+                    emu.base_url + "/v1/responses",
+                    json={"model": "gpt-5-mini", "input": "x", "stream": True},
+                ) as r:
                     async for chunk in r.content.iter_any():
                         received += chunk
         assert len(SSEDecoder().feed(received)) == 4
@@ -215,11 +262,16 @@ async def test_reset_and_hang() -> None:
     async with ResponsesEmulator() as emu, aiohttp.ClientSession() as s:
         emu.script(Fault(reset=True), Fault(hang=True))
         with pytest.raises(aiohttp.ClientError):
-            async with s.post(emu.base_url + "/v1/responses", json={"model": "gpt-5-mini", "input": "x"}) as r:
+            async with s.post(
+                emu.base_url + "/v1/responses", json={"model": "gpt-5-mini", "input": "x"}
+            ) as r:
                 await r.read()
         with pytest.raises(asyncio.TimeoutError):
-            async with s.post(emu.base_url + "/v1/responses", json={"model": "gpt-5-mini", "input": "x"},
-                              timeout=aiohttp.ClientTimeout(total=0.3)) as r:
+            async with s.post(
+                emu.base_url + "/v1/responses",
+                json={"model": "gpt-5-mini", "input": "x"},
+                timeout=aiohttp.ClientTimeout(total=0.3),
+            ) as r:
                 await r.read()
 
 
@@ -229,8 +281,10 @@ async def test_pacing_and_client_disconnect() -> None:
         async with aiohttp.ClientSession() as s:
             loop = asyncio.get_running_loop()
             start = loop.time()
-            async with s.post(emu.base_url + "/v1/responses",
-                              json={"model": "gpt-5-mini", "input": "x", "stream": True}) as r:
+            async with s.post(
+                emu.base_url + "/v1/responses",
+                json={"model": "gpt-5-mini", "input": "x", "stream": True},
+            ) as r:
                 assert loop.time() - start >= 0.05
                 await r.content.readuntil(b"\n\n")
             # leaving the block closes the connection mid-stream
@@ -243,14 +297,22 @@ async def test_emulator_output_parses_with_the_dialect() -> None:
     from relaygate.dialects import openai_responses as d
 
     async with ResponsesEmulator() as emu:
-        emu.script(Reply(tool_calls=[ToolCall("a", {"x": "1234567890"}), ToolCall("b", "{}")],
-                         input_tokens=10, output_tokens=5, cache_read_tokens=4))
+        emu.script(
+            Reply(
+                tool_calls=[ToolCall("a", {"x": "1234567890"}), ToolCall("b", "{}")],
+                input_tokens=10,
+                output_tokens=5,
+                cache_read_tokens=4,
+            )
+        )
         _, _, raw = await _post(emu, {"model": "gpt-5-mini", "input": "x", "stream": True})
     parser = d.make_parser()
     events = [e for sse in SSEDecoder().feed(raw) for e in parser.feed(sse)] + parser.finish()
     starts = [e for e in events if isinstance(e, ToolCallStart)]
     assert [s.name for s in starts] == ["a", "b"]
-    args = "".join(e.arguments for e in events if isinstance(e, ToolCallDelta) and e.index == starts[0].index)
+    args = "".join(
+        e.arguments for e in events if isinstance(e, ToolCallDelta) and e.index == starts[0].index
+    )
     assert json.loads(args) == {"x": "1234567890"}
     usage = next(e.usage for e in events if isinstance(e, UsageEvent))
     assert (usage.input_tokens, usage.cache_read_tokens, usage.output_tokens) == (10, 4, 5)
