@@ -77,6 +77,8 @@ def serve(
     if workers > 1:
         if config:
             os.environ["RELAYGATE_CONFIG"] = os.path.abspath(config)
+        # One loop guard for every worker, so a request looping back through a sibling is refused.
+        os.environ.setdefault("RELAYGATE_LOOP_GUARD", os.urandom(16).hex())
         uvicorn.run("relaygate.server.factory:create_app", factory=True, workers=workers, **common)  # type: ignore[arg-type]
         return
     asgi, _ = build_asgi(gateway)

@@ -104,7 +104,10 @@ def connection_lost(exc: BaseException) -> GatewayError:
 class AiohttpTransport:
     """A pooled :class:`aiohttp.ClientSession`, created on first use inside the running loop."""
 
-    def __init__(self, *, limit: int = 512, limit_per_host: int = 0) -> None:
+    # No pool cap by default: LLM streams stay open for minutes, and a cap of 512 made the
+    # 513th concurrent stream of a backend wait for a connection while its first-token clock
+    # ran (seen in bench/: 1,000 open streams). File-descriptor limits are the real bound.
+    def __init__(self, *, limit: int = 0, limit_per_host: int = 0) -> None:
         self._session: aiohttp.ClientSession | None = None
         self._limit = limit
         self._limit_per_host = limit_per_host

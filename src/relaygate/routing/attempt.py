@@ -48,6 +48,12 @@ class Outcome:
     close: Callable[[], Any] | None = None
     headers: list[tuple[bytes, bytes]] = field(default_factory=list)  # extra response headers
     render: Callable[[Response], bytes] | None = None  # client-dialect renderer (translated)
+    # stream: the chunk just relayed ends the client's stream (the upstream's terminal event),
+    # so it can go out with the end of the response in one write.
+    final: bool = False
+
+    def is_final(self) -> bool:
+        return self.final
 
     async def aclose(self) -> None:
         if self.close is not None:
@@ -85,8 +91,13 @@ def _stream_error_in(first: bytes, client: Dialect) -> GatewayError | None:
             err.message
         )
         return err
+    events = SSEDecoder().feed(first)
+    if b"error" not in first:
+        # Every dialect's error event says "error"; without it only a garbled first event can
+        # be wrong, so the rest of the chunk (often the whole stream) is not parsed twice.
+        events = events[:1]
     parser = client.make_parser()
-    for sse in SSEDecoder().feed(first):
+    for sse in events:
         for event in parser.feed(sse):
             if isinstance(event, ErrorEvent):
                 return event.error
@@ -176,9 +187,11 @@ async def _open_raw(call: Call, target: Target) -> Outcome:
     async def relay() -> AsyncIterator[bytes]:
         try:
             watch.feed(first)
+            outcome.final = watch.complete
             yield _strip(first) if strip_usage else first
             async for chunk in chunks:
                 watch.feed(chunk)
+                outcome.final = watch.complete
                 yield _strip(chunk) if strip_usage else chunk
         except GatewayError as err:
             outcome.error = err

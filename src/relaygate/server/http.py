@@ -106,9 +106,12 @@ async def stream_response(
     headers: list[tuple[bytes, bytes]],
     content_type: bytes,
     on_disconnect: Callable[[], Awaitable[None]],
+    is_final: Callable[[], bool] | None = None,
 ) -> bool:
     """Relay ``chunks``; returns False if the client went away first (then ``on_disconnect``
-    runs at once, so the upstream connection is closed, not left to the garbage collector)."""
+    runs at once, so the upstream connection is closed, not left to the garbage collector).
+    When ``is_final()`` says the chunk just received ends the stream, it is sent together with
+    the end of the response (one write instead of two); the rest of ``chunks`` is drained."""
     await send(
         {
             "type": "http.response.start",
@@ -140,9 +143,20 @@ async def stream_response(
 
     watcher.add_done_callback(cancel_relay)
     try:
+        ended = False
         async for chunk in chunks:
-            await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
+            if ended:
+                continue  # past the terminal event: let the relay finish its bookkeeping
+            if is_final is not None and is_final():
+                ended = True
+                await send({"type": "http.response.body", "body": chunk, "more_body": False})
+                # The response is complete: a disconnect now must not cancel the drain.
+                watcher.remove_done_callback(cancel_relay)
+                watcher.cancel()
+            else:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        if not ended:
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
         return True
     except (asyncio.CancelledError, OSError):
         if not disconnected.is_set():

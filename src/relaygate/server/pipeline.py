@@ -171,6 +171,7 @@ async def generate(
                 headers,
                 info.dialect.CONTENT_TYPE_STREAM.encode(),
                 outcome.aclose,
+                outcome.is_final,
             )
             if not ok:
                 status = 499
