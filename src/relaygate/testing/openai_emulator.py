@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from typing import Any
@@ -189,8 +188,7 @@ class OpenAIEmulator(Emulator):
             return await self.stream_events(
                 request, events, reply=reply, cut_after=fault.cut_after if fault else None
             )
-        if reply.first_delay:
-            await asyncio.sleep(reply.first_delay)
+        await self.first_byte_delay(reply)  # a client that gives up counts as a disconnect
         message: dict[str, Any] = {
             "role": "assistant",
             "content": text or None,
