@@ -30,7 +30,7 @@ from relaygate.testing import (
 )
 
 KEY = "sk-contract-upstream-0123456789"
-SLOW_FIRST_TOKEN = 0.2  # the slow-* routes' first_token timeout (seconds)
+SLOW_FIRST_TOKEN = 0.1  # the slow-* routes' first_token timeout (seconds)
 HANG = 5.0  # a slow upstream's first_delay: far beyond every timeout, cut short by cancellation
 
 # upstream dialect → (emulator class, backend kind, native model, base_url suffix)

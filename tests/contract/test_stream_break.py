@@ -6,9 +6,9 @@ every upstream dialect (byte relay and translation) and every strategy that stre
 from __future__ import annotations
 
 import pytest
+from tests.contract.harness import CLIENTS, FIRST_TEXT, HANG, LONG, UPSTREAMS, Matrix
 
 from relaygate.testing import Fault, Reply
-from tests.contract.harness import CLIENTS, FIRST_TEXT, HANG, LONG, UPSTREAMS, Matrix
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
