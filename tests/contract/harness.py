@@ -453,7 +453,10 @@ async def matrix() -> AsyncIterator[Matrix]:
         for u, (cls, *_rest) in UPSTREAMS.items():
             ups[u] = [await stack.enter_async_context(cls(api_key=KEY)) for _ in range(3)]
         gw = await stack.enter_async_context(serve_gateway(config(ups)))
-        http = await stack.enter_async_context(aiohttp.ClientSession())
+        # A fresh connection per request: on a reused loopback connection each response
+        # stalls ~40 ms (delayed ACK against a two-write response), which would dominate.
+        connector = aiohttp.TCPConnector(force_close=True)
+        http = await stack.enter_async_context(aiohttp.ClientSession(connector=connector))
         yield Matrix(gw, http, ups)
 
 
