@@ -49,6 +49,14 @@ EXTRA_ROUTES: list[Callable[[RelayApp], list[Any]]] = []
 LIFECYCLE: list[Callable[[RelayApp], Any]] = []
 
 
+SHUTTING_DOWN = GatewayError(
+    ErrorKind.UNAVAILABLE,
+    "relaygate is shutting down and takes no new requests; retry on another instance.",
+    status=503,
+    retry_after=1.0,
+)
+
+
 def add_route(method: str, path: str, handler: Handler) -> None:
     HOT_ROUTES[(method, path)] = handler
 
@@ -127,6 +135,9 @@ class RelayApp:
                         handler = candidate
                         break
             if handler is not None:
+                if not self.accepting:  # draining for shutdown: in-flight streams finish
+                    await send_error(send, scope["path"], SHUTTING_DOWN, _request_id_header(scope))
+                    return
                 self.in_flight += 1
                 try:
                     await handler(self, scope, receive, send)
@@ -282,6 +293,7 @@ SUBSYSTEMS = [
     "relaygate.store.install",
     "relaygate.limits",
     "relaygate.server.metrics",
+    "relaygate.server.tracing",
     "relaygate.server.admin",
     "relaygate.server.dashboard",
     "relaygate.server.reload",
