@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from relaygate import __version__
@@ -26,7 +27,7 @@ ConfigOpt = Annotated[str | None, typer.Option("--config", "-c", help="Path to r
 
 def _fail(problems: list[str]) -> None:
     for line in problems:
-        console.print(f"[red]✗[/red] {line}", highlight=False, soft_wrap=True)
+        console.print(f"[red]✗[/red] {escape(line)}", highlight=False, soft_wrap=True)
     raise typer.Exit(1)
 
 

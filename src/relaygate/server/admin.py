@@ -23,6 +23,7 @@ from relaygate.config import pydantic_problems
 from relaygate.manager import ProviderError, ProviderManager, ProviderSpec, ProviderUpdate
 from relaygate.redact import redact
 from relaygate.server.admin_calls import AdminCall
+from relaygate.server.admin_store import KeyBody, StoreEndpoints
 from relaygate.server.envelope import error_body, fail, ok
 
 if TYPE_CHECKING:
@@ -269,6 +270,15 @@ _ENDPOINTS: list[tuple[str, str, str, type[BaseModel] | None]] = [
     ("post", "/api/providers/{name}/test", "Test a provider with a small generation", TestBody),
     ("post", "/api/generate", "Generate text (prompt or messages)", GenerateBody),
     ("post", "/api/config/reload", "Validate and swap in the config file", None),
+    ("get", "/api/keys", "List virtual keys (never their secrets)", None),
+    ("post", "/api/keys", "Create a virtual key (shown once)", KeyBody),
+    ("delete", "/api/keys/{key_id}", "Revoke a virtual key", None),
+    (
+        "get",
+        "/api/usage/summary",
+        "Usage ledger summary (?by=backend|model|route|key_id&hours=N)",
+        None,
+    ),
 ]
 
 
@@ -322,10 +332,11 @@ def openapi_document() -> dict[str, Any]:
                 },
             },
         }
-        if "{name}" in path:
-            op["parameters"] = [
-                {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
-            ]
+        for param in ("name", "key_id"):
+            if "{" + param + "}" in path:
+                op["parameters"] = [
+                    {"name": param, "in": "path", "required": True, "schema": {"type": "string"}}
+                ]
         if model is not None:
             schemas[model.__name__] = model.model_json_schema(by_alias=True)
             op["requestBody"] = {
@@ -357,7 +368,9 @@ def install(app: RelayApp) -> None:
         loop_guard=lambda: str(app.loop_guard),
     )
     app.state["providers"] = manager
-    app.routes.extend(AdminAPI(app, manager).routes())
+    api = AdminAPI(app, manager)
+    app.routes.extend(api.routes())
+    app.routes.extend(StoreEndpoints(api).routes())
 
     async def start(app: RelayApp) -> None:
         await manager.load()
