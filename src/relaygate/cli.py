@@ -6,7 +6,7 @@ import asyncio
 import logging
 import os
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -82,8 +82,14 @@ def serve(
         os.environ.setdefault("RELAYGATE_LOOP_GUARD", os.urandom(16).hex())
         uvicorn.run("relaygate.server.factory:create_app", factory=True, workers=workers, **common)  # type: ignore[arg-type]
         return
-    asgi, _ = build_asgi(gateway)
-    uvicorn.run(asgi, **common)  # type: ignore[arg-type]
+    asgi, inner = build_asgi(gateway)
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            inner.drain()  # new generation requests get 503 while in-flight streams finish
+            super().handle_exit(sig, frame)
+
+    Server(uvicorn.Config(asgi, **common)).run()  # type: ignore[arg-type]
 
 
 @app.command("check-config")

@@ -87,6 +87,9 @@ class StoreEndpoints:
         key_id = request.path_params["key_id"]
         if not await self._call(self.store().revoke_key(key_id)):
             raise ProviderError("NOT_FOUND", f"No active key with id {key_id!r}.", 404)
+        verifier = self.api.app.state.get("key_verifier")
+        if verifier is not None:  # effective at once on this instance
+            verifier.forget(key_id)
         return _json(ok({"id": key_id, "revoked": True}))
 
     async def usage_summary(self, request: Request) -> Response:

@@ -177,8 +177,12 @@ class RelayApp:
             if asyncio.iscoroutine(result):
                 await result
 
-    async def shutdown(self) -> None:
+    def drain(self) -> None:
+        """Stop taking generation requests (503 in the client's dialect); in-flight ones go on."""
         self.accepting = False
+
+    async def shutdown(self) -> None:
+        self.drain()
         grace = self.gateway.config.server.shutdown_grace_seconds
         deadline = time.monotonic() + grace
         while self.in_flight and time.monotonic() < deadline:
@@ -206,6 +210,8 @@ class RelayApp:
         status = "ok"
         if any(b.get("breaker") == "open" for b in backends.values()):
             status = "degraded"
+        if not self.accepting:  # load balancers take a draining instance out of rotation
+            return JSONResponse({"status": "draining", "backends": backends}, 503)
         return JSONResponse({"status": status, "backends": backends})
 
     async def status(self, request: StarletteRequest) -> Response:
