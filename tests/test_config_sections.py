@@ -50,7 +50,10 @@ CASES: list[tuple[dict[str, Any], list[str]]] = [
     ({"health": {"interval": -1}}, ["health.interval"]),
     ({"breaker": {"failure_threshold": 0}}, ["breaker.failure_threshold"]),
     ({"tracing": {"exporter": "jaeger"}}, ["tracing.exporter", "fix the value"]),
-    ({"tracing": {"enabled": True, "endpoint": "http://x"}}, ["tracing.endpoint", "exporter: otlp"]),
+    (
+        {"tracing": {"enabled": True, "endpoint": "http://x"}},
+        ["tracing.endpoint", "exporter: otlp"],
+    ),
 ]
 
 
