@@ -229,7 +229,12 @@ def auto_detect(registry: Registry, env: Mapping[str, str]) -> Config:
                 )
             )
     local = registry.get("local")
-    if local is not None and local.factory is not None:
+    # RELAYGATE_LOCAL_MODEL=off keeps the in-process model out of the embedded defaults.
+    if local is not None and env.get("RELAYGATE_LOCAL_MODEL", "").lower() not in (
+        "off",
+        "0",
+        "false",
+    ):
         try:
             import llama_cpp  # noqa: F401
 
