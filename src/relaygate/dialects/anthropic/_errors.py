@@ -12,7 +12,6 @@ from relaygate.canonical import (
     client_status_for_upstream,
     upstream_kind_for_status,
 )
-from relaygate.dialects.anthropic._shared import _dumps
 from relaygate.dialects.anthropic._tables import _SECRET, ERROR_TYPE_FOR_KIND, KIND_FOR_ERROR_TYPE
 
 
@@ -37,7 +36,7 @@ def _error_body(err: GatewayError) -> dict[str, Any]:
 
 def render_error(err: GatewayError) -> bytes:
     """``{"type": "error", "error": {"type", "message"}}``; the HTTP status is ``err.status``."""
-    return _dumps(_error_body(err))
+    return orjson.dumps(_error_body(err))
 
 
 def _error_from_object(obj: dict[str, Any], status: int | None) -> GatewayError:

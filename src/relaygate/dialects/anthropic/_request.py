@@ -24,10 +24,8 @@ from relaygate.canonical import (
     ToolSpec,
     invalid,
 )
+from relaygate.dialects._common import is_int, is_number, json_text, set_fields
 from relaygate.dialects.anthropic._shared import (
-    _is_int,
-    _is_number,
-    _json_text,
     _text_block,
     _tool_input,
     _unwrap_signature,
@@ -43,6 +41,7 @@ from relaygate.dialects.anthropic._tables import (
     NAME,
     ROLE_FROM_WIRE,
     ROLE_TO_WIRE,
+    SAMPLING_TO_WIRE,
     SERVER_TOOLS_EXTRA,
 )
 
@@ -79,7 +78,7 @@ def _parse_request(body: dict[str, Any], *, require_max_tokens: bool) -> Request
     if max_tokens is None:
         if require_max_tokens:
             raise invalid("max_tokens: field required", "max_tokens")
-    elif not _is_int(max_tokens) or max_tokens < 1:
+    elif not is_int(max_tokens) or max_tokens < 1:
         raise invalid("max_tokens: must be a positive integer", "max_tokens")
 
     system = _parse_system(body.get("system"), "system")
@@ -103,12 +102,12 @@ def _parse_request(body: dict[str, Any], *, require_max_tokens: bool) -> Request
     for name in ("temperature", "top_p"):
         value = body.get(name)
         if value is not None:
-            if not _is_number(value):
+            if not is_number(value):
                 raise invalid(f"{name}: must be a number", name)
             setattr(request, name, float(value))
     top_k = body.get("top_k")
     if top_k is not None:
-        if not _is_int(top_k):
+        if not is_int(top_k):
             raise invalid("top_k: must be an integer", "top_k")
         request.top_k = top_k
     stop = body.get("stop_sequences")
@@ -215,7 +214,7 @@ def _parse_block(block: dict[str, Any], param: str) -> ContentPart | None:
         args = block.get("input", {})
         if not isinstance(args, dict):
             raise invalid(f"{param}.input: must be an object", f"{param}.input")
-        return ToolCallPart(ident, name, _json_text(args))
+        return ToolCallPart(ident, name, json_text(args))
     if kind == "tool_result":
         return _parse_tool_result(block, param)
     if kind == "thinking":
@@ -378,7 +377,7 @@ def _parse_thinking(raw: object) -> ThinkingConfig:
     kind = raw.get("type")
     if kind == "enabled":
         budget = raw.get("budget_tokens")
-        if not _is_int(budget):
+        if not is_int(budget):
             raise invalid(
                 "thinking.budget_tokens: field required (an integer)", "thinking.budget_tokens"
             )
@@ -455,14 +454,7 @@ def build_request(
     thinking = _build_thinking(thinking_config, max_tokens)
     if thinking is not None:
         body["thinking"] = thinking
-    if request.temperature is not None:
-        body["temperature"] = request.temperature
-    if request.top_p is not None:
-        body["top_p"] = request.top_p
-    if request.top_k is not None:
-        body["top_k"] = request.top_k
-    if request.stop:
-        body["stop_sequences"] = list(request.stop)
+    set_fields(request, body, SAMPLING_TO_WIRE)
     if request.stream:
         body["stream"] = True
 

@@ -6,6 +6,8 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 from relaygate.canonical import (
     ContentPart,
     ErrorKind,
@@ -18,10 +20,9 @@ from relaygate.canonical import (
     ToolCallPart,
     Usage,
 )
+from relaygate.dialects._common import json_text
 from relaygate.dialects.anthropic._errors import _error_from_object
 from relaygate.dialects.anthropic._shared import (
-    _dumps,
-    _json_text,
     _tool_input,
     _unwrap_signature,
     _usage_from_wire,
@@ -34,7 +35,7 @@ log = logging.getLogger(__name__)
 
 
 def render_count_tokens(n: int) -> bytes:
-    return _dumps({"input_tokens": n})
+    return orjson.dumps({"input_tokens": n})
 
 
 def _response_block(part: ContentPart) -> dict[str, Any] | None:
@@ -64,7 +65,7 @@ def _response_block(part: ContentPart) -> dict[str, Any] | None:
 
 def render_response(response: Response) -> bytes:
     content = [b for b in map(_response_block, response.content) if b is not None]
-    return _dumps(
+    return orjson.dumps(
         {
             "id": response.id,
             "type": "message",
@@ -89,7 +90,7 @@ def render_models(models: list[ModelInfo]) -> bytes:
         }
         for m in models
     ]
-    return _dumps(
+    return orjson.dumps(
         {
             "data": data,
             "has_more": False,
@@ -110,7 +111,7 @@ def _content_part(block: dict[str, Any]) -> ContentPart | None:
         return ToolCallPart(
             str(block.get("id", "")),
             str(block.get("name", "")),
-            _json_text(block.get("input") or {}),
+            json_text(block.get("input") or {}),
         )
     if kind == "thinking":
         origin, signature = _unwrap_signature(block.get("signature"))

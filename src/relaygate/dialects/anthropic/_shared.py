@@ -5,35 +5,17 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import orjson
-
 from relaygate.canonical import (
-    JSON,
     TextPart,
     Usage,
 )
+from relaygate.dialects._common import arguments_object
 from relaygate.dialects.anthropic._tables import _SIG_PREFIX, FAMILY
 
 log = logging.getLogger(__name__)
 
 
 # --------------------------------------------------------------------------- small helpers
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _dumps(obj: Any) -> bytes:
-    return orjson.dumps(obj)
-
-
-def _json_text(value: JSON) -> str:
-    return orjson.dumps(value).decode()
 
 
 def _wrap_signature(origin: str | None, value: str | None) -> str:
@@ -95,14 +77,8 @@ def _text_block(part: TextPart) -> dict[str, Any]:
 
 
 def _tool_input(arguments: str) -> dict[str, Any]:
-    if not arguments.strip():
-        return {}
-    try:
-        value = orjson.loads(arguments)
-    except orjson.JSONDecodeError:
-        log.warning("anthropic: tool arguments are not valid JSON; sending an empty input")
-        return {}
-    if not isinstance(value, dict):
+    value = arguments_object(arguments)
+    if value is None:
         log.warning("anthropic: tool arguments are not a JSON object; sending an empty input")
         return {}
     return value

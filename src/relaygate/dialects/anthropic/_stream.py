@@ -25,9 +25,9 @@ from relaygate.canonical import (
     Usage,
     UsageEvent,
 )
+from relaygate.dialects._common import json_text
 from relaygate.dialects.anthropic._errors import _error_body, _error_from_object
 from relaygate.dialects.anthropic._shared import (
-    _json_text,
     _unwrap_signature,
     _usage_from_wire,
     _usage_to_wire,
@@ -358,7 +358,7 @@ class AnthropicStreamParser:
         if kind == "tool_use":
             out = [ToolCallStart(index, str(block.get("id", "")), str(block.get("name", "")))]
             if block.get("input"):
-                out.append(ToolCallDelta(index, _json_text(block["input"])))
+                out.append(ToolCallDelta(index, json_text(block["input"])))
             return out
         if kind == "thinking":
             out = [ThinkingStart(index)]

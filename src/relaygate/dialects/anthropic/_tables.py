@@ -85,6 +85,14 @@ BUDGET_FOR_EFFORT: dict[str, int] = {
 }
 MIN_THINKING_BUDGET = 1024
 
+# canonical Request attribute → Anthropic body key (set when present, in this order)
+SAMPLING_TO_WIRE: dict[str, str] = {
+    "temperature": "temperature",
+    "top_p": "top_p",
+    "top_k": "top_k",
+    "stop": "stop_sequences",
+}
+
 _KNOWN_FIELDS = frozenset(
     {
         "model",

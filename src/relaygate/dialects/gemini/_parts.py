@@ -7,8 +7,6 @@ import mimetypes
 from collections import deque
 from typing import Any
 
-import orjson
-
 from relaygate.canonical import (
     ContentPart,
     DocumentPart,
@@ -18,6 +16,7 @@ from relaygate.canonical import (
     ToolCallPart,
     ToolResultPart,
 )
+from relaygate.dialects._common import arguments_object, json_text
 from relaygate.dialects.gemini._shared import _dict, _g, _list, _str
 from relaygate.dialects.gemini._tables import _SAFE_ID, _SYNTH_ID, ORIGIN
 
@@ -97,7 +96,7 @@ def _result_content(
             content.append(TextPart(only))
             is_error = True
         else:
-            content.append(TextPart(orjson.dumps(response).decode()))
+            content.append(TextPart(json_text(response)))
     for j, blob in enumerate(_list(blobs, f"{param}.parts") if blobs is not None else ()):
         media = _parse_blob(_dict(blob, f"{param}.parts[{j}]"), f"{param}.parts[{j}]")
         if isinstance(media, ImagePart):
@@ -137,9 +136,7 @@ def _parse_parts(parts: list[Any], param: str, ids: _Ids) -> list[ContentPart]:
             name = _str(call.get("name"), f"{p}.functionCall.name")
             args = call.get("args")
             args = {} if args is None else _dict(args, f"{p}.functionCall.args")
-            out.append(
-                ToolCallPart(ids.call(call.get("id"), name), name, orjson.dumps(args).decode())
-            )
+            out.append(ToolCallPart(ids.call(call.get("id"), name), name, json_text(args)))
             continue
         result = _g(part, "functionResponse", "function_response")
         if result is not None:
@@ -158,13 +155,8 @@ def _parse_parts(parts: list[Any], param: str, ids: _Ids) -> list[ContentPart]:
 
 
 def _args_object(arguments: str, dropped: list[str]) -> dict[str, Any]:
-    if not arguments.strip():
-        return {}
-    try:
-        args = orjson.loads(arguments)
-    except orjson.JSONDecodeError:
-        args = None
-    if isinstance(args, dict):
+    args = arguments_object(arguments)
+    if args is not None:
         return args
     dropped.append("tool_call.arguments(not a JSON object)")
     return {}

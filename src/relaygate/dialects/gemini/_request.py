@@ -18,6 +18,7 @@ from relaygate.canonical import (
     ToolSpec,
     invalid,
 )
+from relaygate.dialects._common import set_fields
 from relaygate.dialects.gemini._parts import _Ids, _parse_parts, _render_parts
 from relaygate.dialects.gemini._shared import _dict, _g, _integer, _list, _number, _str
 from relaygate.dialects.gemini._tables import (
@@ -36,6 +37,7 @@ from relaygate.dialects.gemini._tables import (
     MODE_TO_CHOICE,
     NAME,
     ROLE_TO_CANONICAL,
+    SAMPLING_TO_WIRE,
 )
 
 log = logging.getLogger(__name__)
@@ -378,24 +380,7 @@ def build_request(request: Request, native_model: str) -> dict[str, Any]:
             dropped.append("tool_choice.parallel")
         body["toolConfig"] = {"functionCallingConfig": fcc}
     generation: dict[str, Any] = {}
-    if request.temperature is not None:
-        generation["temperature"] = request.temperature
-    if request.top_p is not None:
-        generation["topP"] = request.top_p
-    if request.top_k is not None:
-        generation["topK"] = request.top_k
-    if request.max_tokens is not None:
-        generation["maxOutputTokens"] = request.max_tokens
-    if request.stop:
-        generation["stopSequences"] = list(request.stop)
-    if request.n is not None:
-        generation["candidateCount"] = request.n
-    if request.seed is not None:
-        generation["seed"] = request.seed
-    if request.presence_penalty is not None:
-        generation["presencePenalty"] = request.presence_penalty
-    if request.frequency_penalty is not None:
-        generation["frequencyPenalty"] = request.frequency_penalty
+    set_fields(request, generation, SAMPLING_TO_WIRE)
     fmt = request.response_format
     if fmt is not None:
         generation["responseMimeType"] = "text/plain" if fmt.type == "text" else "application/json"

@@ -9,6 +9,7 @@ from relaygate.canonical import (
     Usage,
     invalid,
 )
+from relaygate.dialects._common import is_int, is_number
 from relaygate.dialects.gemini._tables import _CF, FINISH_TO_STOP
 
 
@@ -42,7 +43,7 @@ def _str(value: Any, param: str) -> str:
 def _number(value: Any, param: str) -> float | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if not is_number(value):
         raise invalid(f"{param} must be a number", param)
     return value
 
@@ -50,8 +51,8 @@ def _number(value: Any, param: str) -> float | None:
 def _integer(value: Any, param: str) -> int | None:
     if value is None:
         return None
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
+    if is_int(value):
+        return int(value)
     if isinstance(value, float) and value.is_integer():  # google-genai sends topK as a float
         return int(value)
     if isinstance(value, str) and value.lstrip("-").isdigit():  # proto3 JSON allows "64"

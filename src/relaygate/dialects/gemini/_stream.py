@@ -24,6 +24,7 @@ from relaygate.canonical import (
     Usage,
     UsageEvent,
 )
+from relaygate.dialects._common import json_text
 from relaygate.dialects.gemini._errors import _error_body, _error_from_obj
 from relaygate.dialects.gemini._parts import _args_object, _Ids
 from relaygate.dialects.gemini._shared import _stop, _usage, _usage_metadata
@@ -269,9 +270,7 @@ class GeminiStreamParser:
             name = raw_name if isinstance(raw_name, str) else ""
             args = call.get("args")
             out.append(ToolCallStart(self._index, self._ids.call(call.get("id"), name), name))
-            out.append(
-                ToolCallDelta(self._index, orjson.dumps(args if args is not None else {}).decode())
-            )
+            out.append(ToolCallDelta(self._index, json_text(args if args is not None else {})))
             out.append(BlockStop(self._index))
             self._tool_seen = True
             return

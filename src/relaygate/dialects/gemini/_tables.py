@@ -148,6 +148,19 @@ _TOP_LEVEL = {
 _TOP_ALIASES = {snake: camel for camel, snake in _TOP_LEVEL.items()}
 _EXTRA_ALIASES = {"safety_settings": "safetySettings", "cached_content": "cachedContent"}
 
+# canonical Request attribute → generationConfig key (set when present, in this order)
+SAMPLING_TO_WIRE: dict[str, str] = {
+    "temperature": "temperature",
+    "top_p": "topP",
+    "top_k": "topK",
+    "max_tokens": "maxOutputTokens",
+    "stop": "stopSequences",
+    "n": "candidateCount",
+    "seed": "seed",
+    "presence_penalty": "presencePenalty",
+    "frequency_penalty": "frequencyPenalty",
+}
+
 _SAFE_ID = re.compile(r"[^A-Za-z0-9_-]")
 _SYNTH_ID = re.compile(r"^call_\d+_(.+)$")
 _SECRETS = re.compile(r"AIza[0-9A-Za-z_\-]{20,}|(?<=[?&]key=)[^&\s\"']+")

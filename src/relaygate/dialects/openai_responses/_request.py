@@ -22,15 +22,14 @@ from relaygate.canonical import (
     ToolSpec,
     invalid,
 )
+from relaygate.dialects._common import split_data_url, type_name
 from relaygate.dialects.openai_responses._shared import (
     _opt_bool,
     _opt_dict,
     _opt_num,
     _opt_str,
     _req_str,
-    _split_data_url,
     _thinking,
-    _type_name,
 )
 from relaygate.dialects.openai_responses._tables import (
     _CHOICE_MODES,
@@ -71,7 +70,7 @@ def parse_request(body: dict[str, Any]) -> Request:
         _parse_input(raw_input, req)
     elif raw_input is not None:
         raise invalid(
-            f"Invalid type for 'input': expected a string or an array, got {_type_name(raw_input)}.",
+            f"Invalid type for 'input': expected a string or an array, got {type_name(raw_input)}.",
             "input",
         )
     elif not any(k in body for k in ("previous_response_id", "conversation", "prompt")):
@@ -142,7 +141,7 @@ def _parse_input(items: list[Any], req: Request) -> None:
     for i, item in enumerate(items):
         p = f"input[{i}]"
         if not isinstance(item, dict):
-            raise invalid(f"Invalid type for '{p}': expected an object, got {_type_name(item)}.", p)
+            raise invalid(f"Invalid type for '{p}': expected an object, got {type_name(item)}.", p)
         kind = item.get("type", "message" if "role" in item else None)
         last = messages[-1] if messages and joinable else None
         if kind == "message":
@@ -213,7 +212,7 @@ def _parse_content(content: Any, p: str) -> tuple[list[ContentPart], list[dict[s
         if content is None:
             raise invalid(f"Missing required parameter: '{p}'.", p)
         raise invalid(
-            f"Invalid type for '{p}': expected a string or an array, got {_type_name(content)}.", p
+            f"Invalid type for '{p}': expected a string or an array, got {type_name(content)}.", p
         )
     parts: list[ContentPart] = []
     kept: list[dict[str, Any]] = []
@@ -221,7 +220,7 @@ def _parse_content(content: Any, p: str) -> tuple[list[ContentPart], list[dict[s
         pj = f"{p}[{j}]"
         if not isinstance(part, dict):
             raise invalid(
-                f"Invalid type for '{pj}': expected an object, got {_type_name(part)}.", pj
+                f"Invalid type for '{pj}': expected an object, got {type_name(part)}.", pj
             )
         kind = part.get("type")
         if kind in ("input_text", "output_text", "text"):
@@ -232,7 +231,7 @@ def _parse_content(content: Any, p: str) -> tuple[list[ContentPart], list[dict[s
             url = _opt_str(part, "image_url", f"{pj}.image_url")
             detail = _opt_str(part, "detail", f"{pj}.detail")
             if url is not None and url.startswith("data:"):
-                media_type, data = _split_data_url(url)
+                media_type, data = split_data_url(url)
                 parts.append(ImagePart(media_type=media_type, data=data, detail=detail))
             elif url is not None:
                 parts.append(ImagePart(url=url, detail=detail))
@@ -246,7 +245,7 @@ def _parse_content(content: Any, p: str) -> tuple[list[ContentPart], list[dict[s
             file_url = _opt_str(part, "file_url", f"{pj}.file_url")
             if file_data is not None:
                 media_type, data = (
-                    _split_data_url(file_data)
+                    split_data_url(file_data)
                     if file_data.startswith("data:")
                     else (None, file_data)
                 )
@@ -269,7 +268,7 @@ def _parse_tool_output(output: Any, p: str) -> list[TextPart | ImagePart]:
         if output is None:
             raise invalid(f"Missing required parameter: '{p}'.", p)
         raise invalid(
-            f"Invalid type for '{p}': expected a string or an array, got {_type_name(output)}.", p
+            f"Invalid type for '{p}': expected a string or an array, got {type_name(output)}.", p
         )
     parts, kept = _parse_content(output, p)
     out = [x for x in parts if isinstance(x, TextPart | ImagePart)]
@@ -306,13 +305,13 @@ def _parse_tools(body: dict[str, Any], req: Request) -> None:
         return
     if not isinstance(tools, list):
         raise invalid(
-            f"Invalid type for 'tools': expected an array, got {_type_name(tools)}.", "tools"
+            f"Invalid type for 'tools': expected an array, got {type_name(tools)}.", "tools"
         )
     hosted: list[dict[str, Any]] = []
     for i, tool in enumerate(tools):
         p = f"tools[{i}]"
         if not isinstance(tool, dict):
-            raise invalid(f"Invalid type for '{p}': expected an object, got {_type_name(tool)}.", p)
+            raise invalid(f"Invalid type for '{p}': expected an object, got {type_name(tool)}.", p)
         kind = tool.get("type")
         if kind == "function":
             req.tools.append(
@@ -350,7 +349,7 @@ def _parse_tool_choice(body: dict[str, Any], req: Request) -> None:
             raise invalid("Missing required parameter: 'tool_choice.type'.", "tool_choice.type")
     elif raw is not None:
         raise invalid(
-            f"Invalid type for 'tool_choice': expected a string or an object, got {_type_name(raw)}.",
+            f"Invalid type for 'tool_choice': expected a string or an object, got {type_name(raw)}.",
             "tool_choice",
         )
     parallel = _opt_bool(body, "parallel_tool_calls", "parallel_tool_calls")

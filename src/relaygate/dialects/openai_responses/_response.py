@@ -19,6 +19,7 @@ from relaygate.canonical import (
     ToolCallPart,
     Usage,
 )
+from relaygate.dialects._common import openai_models
 from relaygate.dialects.openai_responses._errors import _error_from
 from relaygate.dialects.openai_responses._shared import (
     _encrypted_for,
@@ -188,17 +189,4 @@ def parse_response(body: dict[str, Any]) -> Response:
 
 
 def render_models(models: list[ModelInfo]) -> bytes:
-    return orjson.dumps(
-        {
-            "object": "list",
-            "data": [
-                {
-                    "id": m.id,
-                    "object": "model",
-                    "created": m.created,
-                    "owned_by": m.owned_by or m.backend,
-                }
-                for m in models
-            ],
-        }
-    )
+    return openai_models(models)

@@ -13,13 +13,10 @@ from relaygate.canonical import (
     Usage,
     invalid,
 )
+from relaygate.dialects._common import is_number, type_name
 from relaygate.dialects.openai_responses._tables import ENVELOPE_PREFIX, ORIGIN
 
 # --------------------------------------------------------------------------- small validators
-
-
-def _type_name(value: object) -> str:
-    return "null" if value is None else type(value).__name__
 
 
 def _req_str(obj: dict[str, Any], key: str, param: str) -> str:
@@ -28,7 +25,7 @@ def _req_str(obj: dict[str, Any], key: str, param: str) -> str:
         if value is None:
             raise invalid(f"Missing required parameter: '{param}'.", param)
         raise invalid(
-            f"Invalid type for '{param}': expected a string, got {_type_name(value)}.", param
+            f"Invalid type for '{param}': expected a string, got {type_name(value)}.", param
         )
     return value
 
@@ -37,7 +34,7 @@ def _opt_str(obj: dict[str, Any], key: str, param: str) -> str | None:
     value = obj.get(key)
     if value is not None and not isinstance(value, str):
         raise invalid(
-            f"Invalid type for '{param}': expected a string, got {_type_name(value)}.", param
+            f"Invalid type for '{param}': expected a string, got {type_name(value)}.", param
         )
     return value
 
@@ -46,7 +43,7 @@ def _opt_bool(obj: dict[str, Any], key: str, param: str) -> bool | None:
     value = obj.get(key)
     if value is not None and not isinstance(value, bool):
         raise invalid(
-            f"Invalid type for '{param}': expected a boolean, got {_type_name(value)}.", param
+            f"Invalid type for '{param}': expected a boolean, got {type_name(value)}.", param
         )
     return value
 
@@ -55,9 +52,9 @@ def _opt_num(obj: dict[str, Any], key: str, param: str) -> float | None:
     value = obj.get(key)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if not is_number(value):
         raise invalid(
-            f"Invalid type for '{param}': expected a number, got {_type_name(value)}.", param
+            f"Invalid type for '{param}': expected a number, got {type_name(value)}.", param
         )
     return value
 
@@ -66,7 +63,7 @@ def _opt_dict(obj: dict[str, Any], key: str, param: str) -> dict[str, Any] | Non
     value = obj.get(key)
     if value is not None and not isinstance(value, dict):
         raise invalid(
-            f"Invalid type for '{param}': expected an object, got {_type_name(value)}.", param
+            f"Invalid type for '{param}': expected an object, got {type_name(value)}.", param
         )
     return value
 
@@ -106,13 +103,6 @@ def _encrypted_for(origin: str | None, signature: str | None, redacted: str | No
     if signature or redacted:
         return _envelope(origin, signature, redacted)
     return None
-
-
-def _split_data_url(url: str) -> tuple[str | None, str]:
-    """``data:image/png;base64,AAA`` → (``image/png``, ``AAA``)."""
-    head, _, data = url.partition(",")
-    media_type = head[5:].split(";", 1)[0] or None
-    return media_type, data
 
 
 # --------------------------------------------------------------------------- responses (both sides)
