@@ -282,7 +282,8 @@ def _parse_messages(raw_messages: Any) -> tuple[list[TextPart], list[Message]]:
                 f"'{where}.tool_call_id' is required.",
                 f"{where}.tool_call_id",
             )
-            result = [
+            # Chat tool messages carry text (and images from lenient clients), never files.
+            result: list[TextPart | ImagePart | DocumentPart] = [
                 p
                 for p in _parse_parts(content, f"{where}.content")
                 if isinstance(p, TextPart | ImagePart)

@@ -158,10 +158,14 @@ def _parse_text(block: dict[str, Any], param: str) -> TextPart:
     text = block.get("text")
     if not isinstance(text, str):
         raise invalid(f"{param}.text: field required (a string)", f"{param}.text")
+    return TextPart(text, cache_control=_cache_control(block, param))
+
+
+def _cache_control(block: dict[str, Any], param: str) -> dict[str, Any] | None:
     cache = block.get("cache_control")
     if cache is not None and not isinstance(cache, dict):
         raise invalid(f"{param}.cache_control: must be an object", f"{param}.cache_control")
-    return TextPart(text, cache_control=cache)
+    return cache
 
 
 def _parse_message(raw: object, param: str, out: list[Message], system: list[TextPart]) -> None:
@@ -214,7 +218,9 @@ def _parse_block(block: dict[str, Any], param: str) -> ContentPart | None:
         args = block.get("input", {})
         if not isinstance(args, dict):
             raise invalid(f"{param}.input: must be an object", f"{param}.input")
-        return ToolCallPart(ident, name, json_text(args))
+        return ToolCallPart(
+            ident, name, json_text(args), cache_control=_cache_control(block, param)
+        )
     if kind == "tool_result":
         return _parse_tool_result(block, param)
     if kind == "thinking":
@@ -251,12 +257,12 @@ def _parse_image(block: dict[str, Any], param: str) -> ImagePart:
             )
         if not isinstance(data, str):
             raise invalid(f"{param}.source.data: field required", f"{param}.source.data")
-        return ImagePart(media_type=media, data=data)
+        return ImagePart(media_type=media, data=data, cache_control=_cache_control(block, param))
     if stype == "url":
         url = source.get("url")
         if not isinstance(url, str):
             raise invalid(f"{param}.source.url: field required", f"{param}.source.url")
-        return ImagePart(url=url)
+        return ImagePart(url=url, cache_control=_cache_control(block, param))
     raise invalid(
         f"{param}.source.type: unsupported image source {stype!r}", f"{param}.source.type"
     )
@@ -267,6 +273,7 @@ def _parse_document(block: dict[str, Any], param: str) -> DocumentPart:
     if not isinstance(source, dict):
         raise invalid(f"{param}.source: field required (an object)", f"{param}.source")
     title = block.get("title") if isinstance(block.get("title"), str) else None
+    cache = _cache_control(block, param)
     stype = source.get("type")
     data = source.get("data")
     if stype == "base64" and isinstance(data, str):
@@ -275,13 +282,16 @@ def _parse_document(block: dict[str, Any], param: str) -> DocumentPart:
             media_type=media if isinstance(media, str) else "application/pdf",
             data=data,
             filename=title,
+            cache_control=cache,
         )
     if stype == "text" and isinstance(data, str):
         # Canonical inline data is base64 whatever the media type.
         encoded = base64.b64encode(data.encode()).decode()
-        return DocumentPart(media_type="text/plain", data=encoded, filename=title)
+        return DocumentPart(
+            media_type="text/plain", data=encoded, filename=title, cache_control=cache
+        )
     if stype == "url" and isinstance(source.get("url"), str):
-        return DocumentPart(url=source["url"], filename=title)
+        return DocumentPart(url=source["url"], filename=title, cache_control=cache)
     raise invalid(f"{param}.source: unsupported document source {stype!r}", f"{param}.source")
 
 
@@ -290,7 +300,7 @@ def _parse_tool_result(block: dict[str, Any], param: str) -> ToolResultPart:
     if not isinstance(ident, str):
         raise invalid(f"{param}.tool_use_id: field required (a string)", f"{param}.tool_use_id")
     raw = block.get("content")
-    content: list[TextPart | ImagePart] = []
+    content: list[TextPart | ImagePart | DocumentPart] = []
     if isinstance(raw, str):
         content.append(TextPart(raw))
     elif isinstance(raw, list):
@@ -302,6 +312,8 @@ def _parse_tool_result(block: dict[str, Any], param: str) -> ToolResultPart:
                 content.append(_parse_text(item, iparam))
             elif item.get("type") == "image":
                 content.append(_parse_image(item, iparam))
+            elif item.get("type") == "document":
+                content.append(_parse_document(item, iparam))
             else:
                 log.warning("anthropic: dropping tool_result block of type %r", item.get("type"))
     elif raw is not None:
@@ -309,7 +321,9 @@ def _parse_tool_result(block: dict[str, Any], param: str) -> ToolResultPart:
     is_error = block.get("is_error", False)
     if not isinstance(is_error, bool):
         raise invalid(f"{param}.is_error: must be a boolean", f"{param}.is_error")
-    return ToolResultPart(ident, content, is_error=is_error)
+    return ToolResultPart(
+        ident, content, is_error=is_error, cache_control=_cache_control(block, param)
+    )
 
 
 def _parse_tools(raw: object, request: Request) -> None:
@@ -560,16 +574,19 @@ def _request_block(part: ContentPart) -> dict[str, Any] | None:
         return _text_block(part) if part.text else None
     if isinstance(part, ImagePart):
         source = _source(part.media_type, part.data, part.url)
-        return {"type": "image", "source": source} if source is not None else None
+        if source is None:
+            return None
+        return _cached({"type": "image", "source": source}, part.cache_control)
     if isinstance(part, DocumentPart):
         return _document_block(part)
     if isinstance(part, ToolCallPart):
-        return {
+        call = {
             "type": "tool_use",
             "id": part.id,
             "name": part.name,
             "input": _tool_input(part.arguments),
         }
+        return _cached(call, part.cache_control)
     if isinstance(part, ToolResultPart):
         out: dict[str, Any] = {"type": "tool_result", "tool_use_id": part.tool_call_id}
         content = [b for b in map(_request_block, part.content) if b is not None]
@@ -577,7 +594,7 @@ def _request_block(part: ContentPart) -> dict[str, Any] | None:
             out["content"] = content
         if part.is_error:
             out["is_error"] = True
-        return out
+        return _cached(out, part.cache_control)
     # ThinkingPart: only Anthropic's own, and only with what Anthropic needs to verify it.
     if part.origin != FAMILY:
         return None
@@ -603,7 +620,14 @@ def _document_block(part: DocumentPart) -> dict[str, Any] | None:
     out: dict[str, Any] = {"type": "document", "source": source}
     if part.filename is not None:
         out["title"] = part.filename
-    return out
+    return _cached(out, part.cache_control)
+
+
+def _cached(block: dict[str, Any], cache_control: dict[str, Any] | None) -> dict[str, Any]:
+    """``block`` with its cache breakpoint, where the client set one."""
+    if cache_control is not None:
+        block["cache_control"] = cache_control
+    return block
 
 
 def _build_messages(messages: list[Message]) -> list[dict[str, Any]]:

@@ -84,8 +84,8 @@ def _parse_blob(part: dict[str, Any], param: str) -> ImagePart | DocumentPart | 
 
 def _result_content(
     response: Any, blobs: Any, param: str
-) -> tuple[list[TextPart | ImagePart], bool]:
-    content: list[TextPart | ImagePart] = []
+) -> tuple[list[TextPart | ImagePart | DocumentPart], bool]:
+    content: list[TextPart | ImagePart | DocumentPart] = []
     is_error = False
     if response is not None:
         response = _dict(response, f"{param}.response")
@@ -99,10 +99,8 @@ def _result_content(
             content.append(TextPart(json_text(response)))
     for j, blob in enumerate(_list(blobs, f"{param}.parts") if blobs is not None else ()):
         media = _parse_blob(_dict(blob, f"{param}.parts[{j}]"), f"{param}.parts[{j}]")
-        if isinstance(media, ImagePart):
+        if media is not None:
             content.append(media)
-        elif media is not None:
-            log.debug("gemini: dropped non-image functionResponse part %s", param)
     return content, is_error
 
 
@@ -217,7 +215,7 @@ def _plain_part(
         blobs = [
             b
             for p in part.content
-            if isinstance(p, ImagePart)
+            if isinstance(p, ImagePart | DocumentPart)
             if (b := _blob(p.media_type, p.data, p.url))
         ]
         if blobs:

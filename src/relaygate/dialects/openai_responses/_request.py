@@ -261,7 +261,7 @@ def _parse_content(content: Any, p: str) -> tuple[list[ContentPart], list[dict[s
     return parts, kept
 
 
-def _parse_tool_output(output: Any, p: str) -> list[TextPart | ImagePart]:
+def _parse_tool_output(output: Any, p: str) -> list[TextPart | ImagePart | DocumentPart]:
     if isinstance(output, str):
         return [TextPart(output)]
     if not isinstance(output, list):
@@ -271,9 +271,9 @@ def _parse_tool_output(output: Any, p: str) -> list[TextPart | ImagePart]:
             f"Invalid type for '{p}': expected a string or an array, got {type_name(output)}.", p
         )
     parts, kept = _parse_content(output, p)
-    out = [x for x in parts if isinstance(x, TextPart | ImagePart)]
+    out = [x for x in parts if isinstance(x, TextPart | ImagePart | DocumentPart)]
     if kept or len(out) != len(parts):
-        log.debug("dropped file parts of a function_call_output")
+        log.debug("dropped parts of a function_call_output with no canonical form")
     return out
 
 
@@ -582,7 +582,11 @@ def _tool_output(part: ToolResultPart, dropped: list[str]) -> dict[str, Any]:
         output = part.content[0].text
     else:
         output = [
-            {"type": "input_text", "text": x.text} if isinstance(x, TextPart) else _image(x)
+            {"type": "input_text", "text": x.text}
+            if isinstance(x, TextPart)
+            else _image(x)
+            if isinstance(x, ImagePart)
+            else _document(x)
             for x in part.content
         ]
     if part.is_error:

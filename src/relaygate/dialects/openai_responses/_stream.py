@@ -215,7 +215,7 @@ class StreamRenderer:
             return out + self._added(block, item)
         if kind == "thinking_start":
             assert isinstance(event, ThinkingStart)
-            block = self._open("reasoning", "rs", event.index)
+            block = self._open("reasoning", "rs", event.index, event.id)
             block.redacted = event.redacted
             return out + self._added(
                 block, {"id": block.item_id, "type": "reasoning", "summary": []}
@@ -261,10 +261,10 @@ class StreamRenderer:
             "response.failed", {"response": self._snapshot("failed", error=failure)}
         )
 
-    def _open(self, kind: str, prefix: str, index: int) -> _Open:
+    def _open(self, kind: str, prefix: str, index: int, item_id: str | None = None) -> _Open:
         output_index = len(self.output)
         self.output.append(None)
-        block = _Open(kind, output_index, _item_id(prefix, self.id, output_index))
+        block = _Open(kind, output_index, item_id or _item_id(prefix, self.id, output_index))
         self.blocks[index] = block
         return block
 
@@ -554,7 +554,13 @@ class StreamParser:
                 out.append(ToolCallDelta(block.index, item["arguments"]))
         elif kind == "reasoning":
             self._start({}, out)
-            out.append(ThinkingStart(self._new((oi, -1)).index))
+            item_id = item.get("id")
+            out.append(
+                ThinkingStart(
+                    self._new((oi, -1)).index,
+                    id=item_id if isinstance(item_id, str) and item_id else None,
+                )
+            )
 
     def _item_done(self, data: dict[str, Any], out: list[StreamEvent]) -> None:
         item = data.get("item") or {}
