@@ -343,6 +343,33 @@ def _parse_tool_choice(body: dict[str, Any]) -> ToolChoice | None:
         return ToolChoice(parallel=False) if parallel is False else None
     if raw in ("auto", "none", "required"):
         return ToolChoice(mode=raw, parallel=parallel)
+    if isinstance(raw, dict) and raw.get("type") == "allowed_tools":
+        allowed = raw.get("allowed_tools")
+        mode = allowed.get("mode") if isinstance(allowed, dict) else None
+        tools = allowed.get("tools") if isinstance(allowed, dict) else None
+        _require(
+            mode in ("auto", "required") and isinstance(tools, list),
+            "'tool_choice.allowed_tools' must have 'mode' ('auto' or 'required') and 'tools'.",
+            "tool_choice.allowed_tools",
+        )
+        assert isinstance(tools, list)
+        names = [
+            t["function"]["name"]
+            for t in tools
+            if isinstance(t, dict)
+            and isinstance(t.get("function"), dict)
+            and isinstance(t["function"].get("name"), str)
+        ]
+        _require(
+            len(names) == len(tools),
+            "'tool_choice.allowed_tools.tools' must be function tools with a name.",
+            "tool_choice.allowed_tools.tools",
+        )
+        return ToolChoice(
+            mode="required" if mode == "required" else "auto",
+            names=names or None,
+            parallel=parallel,
+        )
     if isinstance(raw, dict):
         function = raw.get("function") if "function" in raw else raw
         if isinstance(function, dict) and isinstance(function.get("name"), str):
@@ -739,6 +766,12 @@ def build_request(
     if choice is not None:
         if choice.mode == "tool":
             body["tool_choice"] = {"type": "function", "function": {"name": choice.name}}
+        elif choice.names and choice.mode in ("auto", "required"):
+            tools = [{"type": "function", "function": {"name": n}} for n in choice.names]
+            body["tool_choice"] = {
+                "type": "allowed_tools",
+                "allowed_tools": {"mode": choice.mode, "tools": tools},
+            }
         elif request.tools or choice.mode == "none":
             body["tool_choice"] = choice.mode
         if choice.parallel is False and request.tools:

@@ -173,9 +173,10 @@ def _parse_tool_config(raw: Any, extras: dict[str, Any]) -> ToolChoice | None:
             mode="tool",
             name=_str(names[0], "toolConfig.functionCallingConfig.allowedFunctionNames"),
         )
-    if mode == "VALIDATED" or names:  # a subset of tools or VALIDATED: only Gemini can say it
+    if mode == "VALIDATED":  # only Gemini can say it
         extras["functionCallingConfig"] = fcc
-    return ToolChoice(mode=MODE_TO_CHOICE[mode])
+    allowed = [_str(n, "toolConfig.functionCallingConfig.allowedFunctionNames") for n in names]
+    return ToolChoice(mode=MODE_TO_CHOICE[mode], names=allowed or None)
 
 
 def _parse_thinking(raw: Any, extras: dict[str, Any]) -> ThinkingConfig:
@@ -188,9 +189,9 @@ def _parse_thinking(raw: Any, extras: dict[str, Any]) -> ThinkingConfig:
     include = _g(config, "includeThoughts", "include_thoughts")
     if budget == 0 and level is None:
         return ThinkingConfig(enabled=False)
-    if include is not True:  # Gemini thinks by default but only shows thoughts when asked
-        extras["includeThoughts"] = False
     return ThinkingConfig(
+        # Gemini thinks by default but only shows thoughts when asked
+        include_thoughts=include is True,
         enabled=True,
         budget_tokens=budget if budget is not None and budget > 0 else None,
         effort=LEVEL_TO_EFFORT.get(level, level.lower()) if level is not None else None,
@@ -332,7 +333,7 @@ def _merge_extras(body: dict[str, Any], generation: dict[str, Any], extras: dict
                 body.setdefault("toolConfig", {}).setdefault(k, v)
         elif key == "functionCallingConfig":
             body.setdefault("toolConfig", {})["functionCallingConfig"] = value
-        elif key != "includeThoughts":
+        else:
             body.setdefault(key, value)
 
 
@@ -376,6 +377,8 @@ def build_request(request: Request, native_model: str) -> dict[str, Any]:
         fcc: dict[str, Any] = {"mode": CHOICE_TO_MODE[choice.mode]}
         if choice.mode == "tool" and choice.name:
             fcc["allowedFunctionNames"] = [choice.name]
+        elif choice.names and choice.mode != "none":
+            fcc["allowedFunctionNames"] = list(choice.names)
         if choice.parallel is not None:
             dropped.append("tool_choice.parallel")
         body["toolConfig"] = {"functionCallingConfig": fcc}
@@ -390,7 +393,7 @@ def build_request(request: Request, native_model: str) -> dict[str, Any]:
             dropped.append("response_format.name/strict")
     native = request.source_dialect == NAME
     if request.thinking is not None:
-        include = not (native and request.extras.get("includeThoughts") is False)
+        include = request.thinking.include_thoughts is not False
         levels = LEVEL_MODELS.search(native_model) is not None
         generation["thinkingConfig"] = _thinking_config(request.thinking, include, levels, dropped)
     if native:

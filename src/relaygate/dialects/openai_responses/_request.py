@@ -345,6 +345,8 @@ def _parse_tool_choice(body: dict[str, Any], req: Request) -> None:
         elif isinstance(kind, str):  # allowed_tools, hosted tools, custom, mcp
             req.extras["_tool_choice"] = raw
             choice = ToolChoice(mode=_CHOICE_MODES.get(str(raw.get("mode")), "auto"))
+            if kind == "allowed_tools":
+                choice.names = _function_names(raw.get("tools"), "tool_choice.tools")
         else:
             raise invalid("Missing required parameter: 'tool_choice.type'.", "tool_choice.type")
     elif raw is not None:
@@ -357,6 +359,18 @@ def _parse_tool_choice(body: dict[str, Any], req: Request) -> None:
         choice = choice or ToolChoice()
         choice.parallel = parallel
     req.tool_choice = choice
+
+
+def _function_names(raw: Any, p: str) -> list[str] | None:
+    """The function names of an ``allowed_tools`` list (hosted tools stay in extras only)."""
+    if not isinstance(raw, list):
+        raise invalid(f"Invalid type for '{p}': expected an array, got {type_name(raw)}.", p)
+    names = [
+        _req_str(t, "name", f"{p}[{i}].name")
+        for i, t in enumerate(raw)
+        if isinstance(t, dict) and t.get("type") == "function"
+    ]
+    return names or None
 
 
 # --------------------------------------------------------------------------- upstream side: requests
@@ -404,6 +418,12 @@ def build_request(request: Request, native_model: str) -> dict[str, Any]:
         choice = request.tool_choice
         if "_tool_choice" in extras:
             body["tool_choice"] = extras["_tool_choice"]
+        elif choice is not None and choice.names and choice.mode in ("auto", "required"):
+            body["tool_choice"] = {
+                "type": "allowed_tools",
+                "mode": choice.mode,
+                "tools": [{"type": "function", "name": n} for n in choice.names],
+            }
         elif choice is not None:
             body["tool_choice"] = (
                 {"type": "function", "name": choice.name} if choice.mode == "tool" else choice.mode
