@@ -8,6 +8,7 @@ and breakers back between tests, so a test is as independent as if it had its ow
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import socket
@@ -19,6 +20,7 @@ import aiohttp
 from multidict import CIMultiDict
 from tests.conftest import RunningGateway, serve_gateway
 
+from relaygate.server.pipeline import UsageRecord
 from relaygate.testing import (
     AnthropicEmulator,
     Emulator,
@@ -375,13 +377,39 @@ def _backend(bid: str, kind: str, base_url: str, native: str) -> dict[str, Any]:
     }
 
 
+class Ledger:
+    """An observer that keeps every usage record, as the ledger would write it."""
+
+    def __init__(self) -> None:
+        self.records: list[UsageRecord] = []
+
+    async def before(self, info: Any) -> None:
+        return None
+
+    async def after_plan(self, info: Any, plan: Any) -> None:
+        return None
+
+    def finish(self, info: Any, record: UsageRecord) -> None:
+        self.records.append(record)
+
+
 @dataclass
 class Matrix:
     gw: RunningGateway
     http: aiohttp.ClientSession
     ups: dict[str, list[Emulator]] = field(default_factory=dict)  # dialect → [a, b, c]
+    ledger: Ledger = field(default_factory=Ledger)
+
+    async def last_record(self) -> UsageRecord:
+        """The record of the request just answered (written once the response has ended)."""
+        for _ in range(500):
+            if self.ledger.records:
+                return self.ledger.records[-1]
+            await asyncio.sleep(0.01)
+        raise AssertionError("no usage record was written")
 
     def reset(self) -> None:
+        self.ledger.records.clear()
         for emulators in self.ups.values():
             for e in emulators:
                 e._script.clear()
@@ -457,7 +485,9 @@ async def matrix() -> AsyncIterator[Matrix]:
         # stalls ~40 ms (delayed ACK against a two-write response), which would dominate.
         connector = aiohttp.TCPConnector(force_close=True)
         http = await stack.enter_async_context(aiohttp.ClientSession(connector=connector))
-        yield Matrix(gw, http, ups)
+        m = Matrix(gw, http, ups)
+        gw.app.observers.append(m.ledger)
+        yield m
 
 
 # ----------------------------------------------------------------------------- faults

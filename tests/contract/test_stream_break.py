@@ -18,10 +18,11 @@ STREAMING = ("fallback", "balance", "race", "hedge")
 def _breaks(upstream: str) -> dict[str, Fault]:
     reply = Reply(text=LONG, chunk_size=3)
     out = {"cut": Fault(cut_after=FIRST_TEXT[upstream], reply=reply)}
-    if upstream in ("ant", "rsp"):  # their emulators can send an error event mid-stream
-        # Paced, so the error event arrives after the first chunk went out (see below).
-        paced = Reply(text=LONG, chunk_size=3, delay=0.005)
-        out["error_event"] = Fault(error_in_200=True, cut_after=FIRST_TEXT[upstream], reply=paced)
+    # The upstream's own error event mid-stream (paced, so it arrives after the first chunk
+    # went out, see below): relayed as bytes it is the client's terminal error — never followed
+    # by a second one; translated, it becomes one.
+    paced = Reply(text=LONG, chunk_size=3, delay=0.005)
+    out["error_event"] = Fault(error_in_200=True, cut_after=FIRST_TEXT[upstream], reply=paced)
     return out
 
 
@@ -55,6 +56,11 @@ async def test_break_after_first_byte_ends_with_terminal_error(
     message = CLIENTS[client].stream_error(answer.body)
     assert message
     assert "sk-contract" not in answer.body.decode()
+    record = await mx.last_record()  # the ledger: a 200 whose stream failed, never a success
+    assert record.status == 200 and record.backend == f"a{upstream}", record
+    assert record.error is not None, record
+    if kind == "error_event":
+        assert "emulated failure" in record.error, record  # the upstream's own message
     if strategy == "race":
         assert answer.attempts == 2  # the winner, and the loser cancelled at once
         assert await b.wait_for_disconnects(1)
@@ -72,3 +78,5 @@ async def test_clean_stream_is_complete(mx: Matrix, client: str, upstream: str) 
     answer = await mx.ask(client, f"fallback-{upstream}", stream=True)
     assert answer.status == 200 and answer.attempts == 1
     assert CLIENTS[client].stream_text(answer.body) == LONG
+    record = await mx.last_record()
+    assert record.status == 200 and record.error is None, record

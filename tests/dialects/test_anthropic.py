@@ -401,9 +401,10 @@ def test_watch_ignores_markers_inside_text_and_survives_splits() -> None:
         watch = a.make_watch()
         for i in range(0, len(raw), size):
             watch.feed(raw[i : i + size])
-        assert not watch.complete and not watch.failed
+        assert not watch.complete and watch.error is None
         assert watch.usage == c.Usage(input_tokens=12, output_tokens=1, cache_read_tokens=7)
     watch.feed(b'event: error\ndata: {"type": "error", "error": {"type": "overloaded_error"}}\n\n')
-    assert watch.failed and not watch.complete
+    assert watch.error is not None and not watch.complete
+    assert watch.error.code == "overloaded_error"
     watch.feed(b'event: message_stop\ndata: {"type": "message_stop"}\n\n')
     assert watch.complete

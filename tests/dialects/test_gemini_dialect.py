@@ -240,3 +240,23 @@ def test_render_models() -> None:
                 "input_token_limit": item.get("inputTokenLimit"),
             }
         )
+
+
+@pytest.mark.parametrize("sse", [True, False])
+def test_watch_records_an_error_chunk(sse: bool) -> None:
+    first = {
+        "candidates": [{"content": {"parts": [{"text": 'say "error"'}]}}],
+        "usageMetadata": {"promptTokenCount": 3},
+    }
+    error = {"error": {"code": 503, "message": "The model is overloaded.", "status": "UNAVAILABLE"}}
+    if sse:
+        wire = b"".join(b"data: " + json.dumps(c).encode() + b"\r\n\r\n" for c in (first, error))
+    else:
+        wire = b"[" + json.dumps(first).encode() + b"\r\n," + json.dumps(error).encode() + b"]"
+    for size in (1, 11, len(wire)):
+        watch = gemini.make_watch()
+        for i in range(0, len(wire), size):
+            watch.feed(wire[i : i + size])
+        assert not watch.complete
+        assert watch.error is not None and watch.error.message == "The model is overloaded."
+        assert watch.usage == Usage(input_tokens=3)

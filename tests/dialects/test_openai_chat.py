@@ -167,6 +167,29 @@ def test_watch_without_done_is_incomplete() -> None:
     assert not watch.complete
 
 
+def test_watch_records_an_error_chunk_and_owes_done_until_it_comes() -> None:
+    wire = (
+        b'data: {"choices":[{"index":0,"delta":{"content":"say \\"error\\": x"}}]}\n\n'
+        b'data: {"error":{"message":"overloaded","type":"server_error","code":"busy"}}\n\n'
+    )
+    for size in (1, 9, len(wire)):
+        watch = oc.make_watch()
+        for i in range(0, len(wire), size):
+            watch.feed(wire[i : i + size])
+        assert watch.error is not None and not watch.complete
+        assert (watch.error.message, watch.error.code) == ("overloaded", "busy")
+        assert watch.owed == b"data: [DONE]\n\n"
+        watch.feed(b"data: [DONE]\n\n")
+        assert watch.owed == b"" and not watch.complete  # an error stream never succeeds
+
+
+def test_watch_ignores_error_inside_text() -> None:
+    watch = oc.make_watch()
+    watch.feed(b'data: {"choices":[{"index":0,"delta":{"content":"\\"error\\""}}]}\n\n')
+    watch.feed(b'data: {"choices":[],"error_rate":"error"}\n\n')
+    assert watch.error is None
+
+
 def test_parser_reports_a_stream_cut_before_finish() -> None:
     parser = oc.make_parser()
     events = []

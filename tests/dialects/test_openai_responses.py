@@ -422,7 +422,12 @@ def test_stream_survives_render_then_parse(events: list[c.StreamEvent]) -> None:
     watch = d.make_watch()
     for i in range(0, len(raw), 29):
         watch.feed(raw[i : i + 29])
-    assert watch.complete
+    failed = [e.error for e in events if isinstance(e, c.ErrorEvent)]
+    if failed:  # response.failed: the end of the stream, but no success
+        assert not watch.complete
+        assert watch.error is not None and watch.error.message == failed[0].message
+    else:
+        assert watch.complete and watch.error is None
     usage = [e.usage for e in events if isinstance(e, c.UsageEvent)]
     assert watch.usage == (usage[0] if usage else c.Usage())
 
@@ -714,3 +719,40 @@ def test_reasoning_item_id_survives_a_stream_relay() -> None:
     assert b'"id":"rs_upstream_7"' in raw
     starts = [e for e in back if isinstance(e, c.ThinkingStart)]
     assert [s.id for s in starts] == ["rs_upstream_7"]
+
+
+@pytest.mark.parametrize(
+    ("event", "error"),
+    [
+        (
+            {
+                "type": "response.failed",
+                "response": {
+                    "id": "r",
+                    "status": "failed",
+                    "error": {"code": "server_error", "message": "boom"},
+                    "usage": {"input_tokens": 4, "output_tokens": 2, "total_tokens": 6},
+                },
+            },
+            "boom",
+        ),
+        ({"type": "error", "code": "rate_limit_exceeded", "message": "slow down"}, "slow down"),
+    ],
+)
+def test_watch_records_a_failed_terminal_as_an_error_not_completion(
+    event: dict[str, Any], error: str
+) -> None:
+    watch = d.make_watch()
+    wire = b"event: " + event["type"].encode() + b"\ndata: " + orjson.dumps(event) + b"\n\n"
+    for i in range(0, len(wire), 7):
+        watch.feed(wire[i : i + 7])
+    assert not watch.complete
+    assert watch.error is not None and watch.error.message == error
+
+
+def test_watch_counts_incomplete_as_a_proper_end() -> None:
+    """``response.incomplete`` (max_output_tokens, content_filter) is a stop, not a failure."""
+    watch = d.make_watch()
+    event = {"type": "response.incomplete", "response": {"status": "incomplete"}}
+    watch.feed(b"event: response.incomplete\ndata: " + orjson.dumps(event) + b"\n\n")
+    assert watch.complete and watch.error is None

@@ -48,8 +48,14 @@ class StreamParser(Protocol):
 
 
 class StreamWatch(Protocol):
+    """Reads a same-dialect stream as it is relayed. ``complete``: it reached its success
+    terminal. ``error``: it ended with the upstream's own terminal error event, which already
+    went out to the client (so no second one may follow); an ``owed`` attribute, when a watch
+    has one, holds the bytes the client's stream still lacks after that event."""
+
     usage: Usage
     complete: bool
+    error: GatewayError | None
 
     def feed(self, chunk: bytes) -> None: ...
 

@@ -616,13 +616,18 @@ def render_models(models: list[ModelInfo]) -> bytes:
 
 class ChatStreamWatch:
     """Scans a same-dialect stream as raw bytes: usage from the chunk that carries it, and
-    completeness from ``[DONE]``. Only lines that contain a non-null usage are parsed."""
+    completeness from ``[DONE]``. Only lines that contain a non-null usage, or an ``"error"``
+    key, are parsed. ``error`` is the upstream's own error chunk (``data: {"error": …}``): it
+    ends the client's stream but for ``[DONE]``, which ``owed`` holds until the upstream sends it.
+    """
 
-    __slots__ = ("_tail", "complete", "finish_reason", "usage")
+    __slots__ = ("_tail", "complete", "error", "finish_reason", "owed", "usage")
 
     def __init__(self) -> None:
         self.usage = Usage()
         self.complete = False
+        self.error: GatewayError | None = None
+        self.owed = b""
         self.finish_reason: str | None = None
         self._tail = b""
 
@@ -643,8 +648,25 @@ class ChatStreamWatch:
                     except orjson.JSONDecodeError:
                         continue
                     self.usage.merge(_parse_usage(obj.get("usage")))
+        if b'"error"' in lines and self.error is None:
+            self._error(lines)
         if b"data: [DONE]" in lines or b"data:[DONE]" in lines:
-            self.complete = True
+            if self.error is None:
+                self.complete = True
+            self.owed = b""
+
+    def _error(self, lines: bytes) -> None:
+        for line in lines.split(b"\n"):
+            if b'"error"' not in line or not line.startswith(b"data:"):
+                continue
+            try:
+                obj = orjson.loads(line[5:])
+            except orjson.JSONDecodeError:
+                continue
+            if isinstance(obj, dict) and "error" in obj and not obj.get("choices"):
+                self.error = parse_error(502, line[5:].strip())
+                self.owed = DONE
+                return
 
 
 def make_watch() -> ChatStreamWatch:

@@ -210,12 +210,15 @@ async def _open_raw(call: Call, target: Target) -> Outcome:
             if reply.response is not None:
                 reply.response.release()
             outcome.close = None
-        elif getattr(watch, "failed", False) and outcome.error is None:
-            # The upstream's own terminal error event (Anthropic's ``event: error``) went out
-            # as bytes: the client's stream has ended properly; a second error would not.
-            outcome.error = GatewayError(
-                ErrorKind.UPSTREAM, "upstream ended the stream with an error event"
-            )
+        elif watch.error is not None and outcome.error is None:
+            # The upstream's own terminal error event went out as bytes: the client's stream
+            # has ended properly (a second error would not), and the request failed.
+            watch.error.message = redact(watch.error.message)
+            watch.error.backend = target.backend.id
+            outcome.error = watch.error
+            owed: bytes = getattr(watch, "owed", b"")
+            if owed:
+                yield owed
         else:
             broken = outcome.error or GatewayError(
                 ErrorKind.UPSTREAM, "upstream stream ended before completion"

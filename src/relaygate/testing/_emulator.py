@@ -66,7 +66,10 @@ class Fault:
     * ``cut_after``: stream this many events of ``reply`` then drop the connection.
     * ``reset``: close the connection before answering (a reset mid-request).
     * ``malformed``: a 200 whose body (or first stream event) is not JSON.
-    * ``error_in_200``: a 200 whose JSON body is the provider's error shape.
+    * ``error_in_200``: a 200 whose JSON body is the provider's error shape. For a stream with
+      ``cut_after`` (Anthropic and Responses: also without it), ``cut_after`` events of
+      ``reply`` then the provider's own mid-stream error event (OpenAI and Gemini: an
+      ``{"error": …}`` chunk; Anthropic: ``event: error``; Responses: ``response.failed``).
     * ``hang``: never answer (the client's timeout must fire).
     """
 

@@ -278,7 +278,7 @@ class GeminiEmulator(Emulator):
                     await resp.write_eof()
                     return resp
                 return web.Response(status=200, body=b"{not json", content_type="application/json")
-            if fault.error_in_200:
+            if fault.error_in_200 and not (streaming and fault.cut_after):
                 error = gemini_error(500, fault.message)
                 if streaming:
                     frame = (
@@ -308,6 +308,21 @@ class GeminiEmulator(Emulator):
             else:
                 frames = [(b"[" if i == 0 else b"\r\n,") + _dumps(c) for i, c in enumerate(chunks)]
                 frames[-1] += b"]"
+            if fault is not None and fault.error_in_200:
+                # A failure after streaming started: Gemini sends an error chunk and closes.
+                broken = _dumps(gemini_error(500, fault.message))
+                frames = frames[: fault.cut_after]
+                if sse:
+                    frames.append(b"data: " + broken + b"\r\n\r\n")
+                else:
+                    frames = [f.removesuffix(b"]") for f in frames]
+                    frames.append(b"\r\n," + broken + b"]")
+                return await self.stream_events(
+                    request,
+                    frames,
+                    reply=reply,
+                    content_type="text/event-stream" if sse else "application/json",
+                )
             return await self.stream_events(
                 request,
                 frames,

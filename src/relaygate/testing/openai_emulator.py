@@ -172,7 +172,7 @@ class OpenAIEmulator(Emulator):
                     await resp.write_eof()
                     return resp
                 return web.Response(status=200, body=b"{not json", content_type="application/json")
-            if fault.error_in_200:
+            if fault.error_in_200 and not (body.get("stream") and fault.cut_after):
                 return web.json_response(openai_error(500, fault.message), status=200)
             reply = fault.reply or reply
         text = (
@@ -185,6 +185,11 @@ class OpenAIEmulator(Emulator):
         if body.get("stream"):
             include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
             events = self._chunks(ident, created, model, reply, text, finish, usage, include_usage)
+            if fault is not None and fault.error_in_200:
+                # A failure after streaming started: OpenAI sends an error chunk and closes.
+                error = b"data: " + _dumps(openai_error(500, fault.message)) + b"\n\n"
+                events = [*events[: fault.cut_after], error]
+                return await self.stream_events(request, events, reply=reply)
             return await self.stream_events(
                 request, events, reply=reply, cut_after=fault.cut_after if fault else None
             )

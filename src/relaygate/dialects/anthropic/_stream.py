@@ -234,7 +234,8 @@ class AnthropicStreamWatch:
     """Scans raw Anthropic SSE bytes for usage and ``message_stop`` without decoding every event.
 
     Only ``data:`` lines holding ``"message_start"``, ``"message_delta"``, ``"message_stop"`` or
-    ``"error"`` (as JSON strings, so never inside escaped text) are parsed.
+    ``"error"`` (as JSON strings, so never inside escaped text) are parsed. ``error`` is the
+    upstream's own ``event: error``: it ends the client's stream too, and is no success.
     """
 
     _MARKERS = (b'"message_start"', b'"message_delta"', b'"message_stop"', b'"error"')
@@ -242,7 +243,7 @@ class AnthropicStreamWatch:
     def __init__(self) -> None:
         self.usage = Usage()
         self.complete = False
-        self.failed = False
+        self.error: GatewayError | None = None
         self._tail = b""
         self._raw: dict[str, Any] = {}
 
@@ -277,7 +278,7 @@ class AnthropicStreamWatch:
         elif kind == "message_stop":
             self.complete = True
         elif kind == "error":
-            self.failed = True
+            self.error = _error_from_object(obj, None)
         if isinstance(raw, dict):
             self._raw.update({k: v for k, v in raw.items() if v is not None})
             self.usage = _usage_from_wire(self._raw)

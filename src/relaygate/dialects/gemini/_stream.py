@@ -310,15 +310,17 @@ def _line_at(buf: bytes, pos: int) -> bytes:
 class GeminiStreamWatch:
     """Scans a raw Gemini stream (SSE, or a JSON array with one element per line) for usage and
     the terminal chunk. Every Gemini chunk carries ``usageMetadata``, so the watch only
-    remembers where the latest one is and decodes it when ``usage`` is read."""
+    remembers where the latest one is and decodes it when ``usage`` is read. ``error`` is the
+    upstream's own error chunk (``{"error": {…}}``): it ends the client's stream too."""
 
-    __slots__ = ("_buf", "_pending", "_usage", "complete")
+    __slots__ = ("_buf", "_pending", "_usage", "complete", "error")
 
     def __init__(self) -> None:
         self._buf = b""
         self._pending: bytes | None = None
         self._usage = Usage()
         self.complete = False
+        self.error: GatewayError | None = None
 
     @property
     def usage(self) -> Usage:
@@ -335,7 +337,7 @@ class GeminiStreamWatch:
         self._usage = value
 
     def feed(self, chunk: bytes) -> None:
-        if self.complete:
+        if self.complete or self.error is not None:
             return
         buf = self._buf + chunk if self._buf else chunk
         end = buf.rfind(b"\n")
@@ -346,6 +348,7 @@ class GeminiStreamWatch:
         # A JSON-array stream may end without a newline; a partial line never parses.
         if (
             not self.complete
+            and self.error is None
             and tail.rstrip().endswith(b"]")
             and isinstance(_json_line(tail), dict)
         ):
@@ -363,6 +366,13 @@ class GeminiStreamWatch:
                     self.complete = True
                     return
                 at = done.find(marker, at + 1)
+        at = done.find(b'"error"')
+        while at >= 0:
+            obj = _json_line(_line_at(done, at))
+            if isinstance(obj, dict) and isinstance(obj.get("error"), dict):
+                self.error = _error_from_obj(None, obj["error"])
+                return
+            at = done.find(b'"error"', at + 1)
 
 
 def _is_terminal(obj: dict[str, Any]) -> bool:

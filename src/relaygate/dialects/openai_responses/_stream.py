@@ -353,9 +353,13 @@ def make_renderer(model: str) -> StreamRenderer:
 
 
 class StreamWatch:
-    """Scans a raw Responses stream for usage and its terminal event without decoding deltas."""
+    """Scans a raw Responses stream for usage and its terminal event without decoding deltas.
 
-    __slots__ = ("_buf", "complete", "usage")
+    ``complete``: ``response.completed`` or ``response.incomplete`` (a proper stop, e.g. at
+    ``max_output_tokens``). ``error``: the upstream's own ``response.failed`` or ``error`` event
+    — it ends the client's stream too, but the request failed."""
+
+    __slots__ = ("_buf", "complete", "error", "usage")
 
     _MARKERS = (b"response.completed", b"response.incomplete", b"response.failed", b"error")
     _TERMINAL = frozenset({"response.completed", "response.incomplete", "response.failed", "error"})
@@ -363,6 +367,7 @@ class StreamWatch:
     def __init__(self) -> None:
         self.usage = Usage()
         self.complete = False
+        self.error: GatewayError | None = None
         self._buf = bytearray()
 
     def feed(self, chunk: bytes) -> None:
@@ -382,12 +387,20 @@ class StreamWatch:
                 data = orjson.loads(line[5:])
             except orjson.JSONDecodeError:
                 continue
-            if not isinstance(data, dict) or data.get("type") not in self._TERMINAL:
+            kind = data.get("type") if isinstance(data, dict) else None
+            if kind not in self._TERMINAL:
                 continue
             response = data.get("response")
             if isinstance(response, dict) and isinstance(response.get("usage"), dict):
                 self.usage.merge(_usage_from(response["usage"]))
-            self.complete = True
+            if kind == "response.failed":
+                self.error = _error_from(
+                    response.get("error") if isinstance(response, dict) else None
+                )
+            elif kind == "error":
+                self.error = _error_from(data.get("error", data))
+            else:
+                self.complete = True
 
 
 def make_watch() -> StreamWatch:
