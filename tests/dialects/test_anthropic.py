@@ -293,6 +293,30 @@ def test_max_tokens_default_and_override() -> None:
     assert a.build_request(_req(max_tokens=7), "m", default_max_tokens=999)["max_tokens"] == 7
 
 
+def test_json_object_becomes_a_system_instruction() -> None:
+    """Anthropic has no schema-less JSON mode: the instruction goes after the caller's system
+    prompt (after cached blocks, so their prefix still hits); json_schema is native."""
+    fmt = c.ResponseFormat("json_object")
+    instruction = a.JSON_MODE_INSTRUCTION
+    assert a.build_request(_req(response_format=fmt), "m")["system"] == instruction
+    plain = _req(response_format=fmt, system=[c.TextPart("Be terse.")])
+    assert a.build_request(plain, "m")["system"] == f"Be terse.\n\n{instruction}"
+    cached = _req(
+        response_format=fmt, system=[c.TextPart("Long rules.", cache_control={"type": "ephemeral"})]
+    )
+    assert a.build_request(cached, "m")["system"] == [
+        {"type": "text", "text": "Long rules.", "cache_control": {"type": "ephemeral"}},
+        {"type": "text", "text": instruction},
+    ]
+    schema = c.ResponseFormat("json_schema", {"type": "object"})
+    built = a.build_request(_req(response_format=schema), "m")
+    assert "system" not in built
+    assert built["output_config"] == {
+        "format": {"type": "json_schema", "schema": {"type": "object"}}
+    }
+    assert "system" not in a.build_request(_req(response_format=c.ResponseFormat("text")), "m")
+
+
 def test_thinking_budget_rules() -> None:
     think = c.ThinkingConfig(enabled=True, effort="low")
     out = a.build_request(_req(thinking=think), "m")

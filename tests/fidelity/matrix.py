@@ -96,6 +96,16 @@ def _images(msgs: list[Message]) -> list[Any]:
     ]
 
 
+def _json_mode(r: Request) -> str | None:
+    """JSON mode as asked for, or as it reached a backend without one (Anthropic): a system
+    instruction."""
+    if r.response_format is not None and r.response_format.type == "json_object":
+        return "JSON mode"
+    if any("JSON object" in p.text for p in r.system):
+        return "system instruction"
+    return None
+
+
 @dataclass(frozen=True)
 class RequestFeature:
     name: str
@@ -264,7 +274,7 @@ REQUEST_FEATURES = [
     RequestFeature(
         "response_format json_object",
         lambda: _req(response_format=ResponseFormat("json_object")),
-        lambda r: r.response_format and r.response_format.type,
+        _json_mode,
     ),
     RequestFeature(
         "thinking budget",

@@ -37,6 +37,7 @@ from relaygate.dialects.anthropic._tables import (
     BUDGET_FOR_EFFORT,
     DEFAULT_MAX_TOKENS,
     FAMILY,
+    JSON_MODE_INSTRUCTION,
     MIN_THINKING_BUDGET,
     NAME,
     ROLE_FROM_WIRE,
@@ -485,7 +486,15 @@ def build_request(
     if fmt is not None and fmt.type == "json_schema" and fmt.schema is not None:
         output_config["format"] = {"type": "json_schema", "schema": fmt.schema}
     elif fmt is not None and fmt.type == "json_object":
-        log.debug("anthropic: no JSON mode; dropping response_format json_object")
+        # Anthropic has no schema-less JSON mode: ask for it in the system prompt (a documented
+        # degradation, docs/fidelity.md), after any cached blocks so their prefix still hits.
+        system = body.get("system")
+        if isinstance(system, list):
+            body["system"] = [*system, {"type": "text", "text": JSON_MODE_INSTRUCTION}]
+        else:
+            body["system"] = (
+                f"{system}\n\n{JSON_MODE_INSTRUCTION}" if system else JSON_MODE_INSTRUCTION
+            )
     if output_config:
         body["output_config"] = output_config
 

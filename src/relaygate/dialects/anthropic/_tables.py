@@ -128,3 +128,8 @@ _TOOL_CHOICE_FROM_WIRE: dict[str, Literal["auto", "none", "required", "tool"]] =
 
 
 _TOOL_CHOICE_TO_WIRE = {"auto": "auto", "required": "any", "tool": "tool", "none": "none"}
+
+# ``response_format: json_object`` has no Anthropic counterpart; this system instruction stands in.
+JSON_MODE_INSTRUCTION = (
+    "Respond with a single valid JSON object and nothing else: no prose, no code fences."
+)
