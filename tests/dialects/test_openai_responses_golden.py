@@ -250,7 +250,12 @@ def test_parse_stream(path: Path) -> None:
         watch.feed(raw[i : i + 11])
     usage = [e.usage for e in events if isinstance(e, c.UsageEvent)]
     assert watch.usage == (usage[-1] if usage else c.Usage())
-    assert watch.complete is (not tail)
+    errors = [e.error for e in events if isinstance(e, c.ErrorEvent)]
+    if errors and not tail:  # the upstream's own failed/error terminal: an end, no success
+        assert not watch.complete
+        assert watch.error is not None and watch.error.message == errors[-1].message
+    else:
+        assert watch.complete is (not tail) and watch.error is None
 
 
 # --------------------------------------------------------------------------- errors and models
