@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Self
 
@@ -184,6 +185,86 @@ class Emulator:
                 transport.abort()
             raise asyncio.CancelledError
 
+    def key_denied(
+        self,
+        request: web.Request,
+        deny: Callable[[str | None], web.Response],
+        *,
+        headers: Sequence[tuple[str, str]] = (("Authorization", "Bearer "),),
+        query: str | None = None,
+    ) -> web.Response | None:
+        """The provider's refusal when ``api_key`` is set and no credential matches, else None.
+
+        ``headers`` are ``(name, prefix)`` pairs, any of which may carry ``prefix + api_key``;
+        ``query`` names a URL parameter consulted only when no header credential came. ``deny``
+        gets the credential presented (the first one found; None when there was none), as
+        providers word "missing" and "wrong" differently."""
+        if self.api_key is None:
+            return None
+        presented: str | None = None
+        for name, prefix in headers:
+            value = request.headers.get(name)
+            if value is None:
+                continue
+            if value == prefix + self.api_key:
+                return None
+            presented = value if presented is None else presented
+        if presented is None and query is not None:
+            presented = request.query.get(query)
+            if presented == self.api_key:
+                return None
+        return deny(presented)
+
+    async def answer_fault(
+        self,
+        request: web.Request,
+        fault: Fault,
+        *,
+        error_body: Callable[[int, str], dict[str, Any]],
+        stream: bool,
+        malformed_event: bytes | None,
+        stream_type: str = "text/event-stream",
+        malformed_body: bytes = b"{not json",
+        error_reply: Callable[[Fault, dict[str, str]], web.Response] | None = None,
+        retry_header: str | None = "Retry-After",
+        retry_value: Callable[[float], str] = str,
+        error_in_200: bool = True,
+    ) -> web.StreamResponse | None:
+        """Answer the faults every emulator answers alike; None when ``fault`` shapes the reply
+        itself (``cut_after``, a provider's own mid-stream error, ``reply``).
+
+        * hang / reset (:meth:`apply_fault_prelude`);
+        * ``status``: ``fault.body`` or the compact ``error_body(status, message)`` (or
+          ``error_reply(fault, headers)`` where a provider adds more), with ``retry_header``;
+        * ``malformed``: a stream whose first event is ``malformed_event`` (None: the plain
+          ``malformed_body`` even for streams), else a 200 ``malformed_body``;
+        * ``error_in_200`` (unless the caller handles it): a 200 whose body is the error shape.
+        """
+        await self.apply_fault_prelude(request, fault)
+        if fault.status is not None:
+            headers: dict[str, str] = {}
+            if fault.retry_after is not None and retry_header is not None:
+                headers[retry_header] = retry_value(fault.retry_after)
+            if fault.body is None and error_reply is not None:
+                return error_reply(fault, headers)
+            body = fault.body
+            if body is None:
+                body = _dumps(error_body(fault.status, fault.message))
+            return web.Response(
+                status=fault.status, body=body, headers=headers, content_type="application/json"
+            )
+        if fault.malformed:
+            if stream and malformed_event is not None:
+                response = web.StreamResponse(headers={"Content-Type": stream_type})
+                await response.prepare(request)
+                await response.write(malformed_event)
+                await response.write_eof()
+                return response
+            return web.Response(status=200, body=malformed_body, content_type="application/json")
+        if fault.error_in_200 and error_in_200:
+            return web.json_response(error_body(500, fault.message), status=200)
+        return None
+
     async def stream_events(
         self,
         request: web.Request,
@@ -239,6 +320,10 @@ class Emulator:
                 return False
             await asyncio.sleep(0.01)
         return True
+
+
+def _dumps(obj: Any) -> bytes:
+    return json.dumps(obj, separators=(",", ":")).encode()
 
 
 def split_text(text: str, size: int) -> list[str]:

@@ -94,11 +94,13 @@ class AnthropicEmulator(Emulator):
 
     def _gate(self, request: web.Request) -> web.Response | None:
         """Auth, then the version header, as the real API checks them."""
-        if self.api_key is not None:
-            key = request.headers.get("x-api-key")
-            bearer = request.headers.get("Authorization", "")
-            if key != self.api_key and bearer != f"Bearer {self.api_key}":
-                return self.error(401, "invalid x-api-key")
+        denied = self.key_denied(
+            request,
+            lambda _: self.error(401, "invalid x-api-key"),
+            headers=(("x-api-key", ""), ("Authorization", "Bearer ")),
+        )
+        if denied is not None:
+            return denied
         if not request.headers.get("anthropic-version"):
             return self.error(400, "anthropic-version: header is required")
         return None
@@ -201,28 +203,21 @@ class AnthropicEmulator(Emulator):
         reply: Reply = item if isinstance(item, Reply) else Reply()
         stream = body.get("stream") is True
         if fault is not None:
-            await self.apply_fault_prelude(request, fault)
-            if fault.status is not None:
-                headers = {}
-                if fault.retry_after is not None:
-                    ra = fault.retry_after
-                    headers["retry-after"] = str(int(ra)) if ra == int(ra) else str(ra)
-                if fault.body is not None:
-                    return web.Response(
-                        status=fault.status,
-                        body=fault.body,
-                        headers=headers,
-                        content_type="application/json",
-                    )
-                return self.error(fault.status, fault.message, headers=headers)
-            if fault.malformed:
-                if stream:
-                    resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
-                    await resp.prepare(request)
-                    await resp.write(b"event: message_start\ndata: {not json\n\n")
-                    await resp.write_eof()
-                    return resp
-                return web.Response(status=200, body=b"{not json", content_type="application/json")
+            answered = await self.answer_fault(
+                request,
+                fault,
+                error_body=lambda status, message: {},  # unused: error_reply builds every error
+                stream=stream,
+                malformed_event=b"event: message_start\ndata: {not json\n\n",
+                error_reply=lambda f, headers: self.error(
+                    f.status or 500, f.message, headers=headers
+                ),
+                retry_header="retry-after",
+                retry_value=lambda ra: str(int(ra)) if ra == int(ra) else str(ra),
+                error_in_200=False,  # a stream breaks with `event: error` (below)
+            )
+            if answered is not None:
+                return answered
             reply = fault.reply or reply
 
         text = (

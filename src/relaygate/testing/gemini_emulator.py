@@ -68,6 +68,39 @@ def _error_response(
     )
 
 
+def _denied(presented: str | None) -> web.Response:
+    if presented is None:
+        return _error_response(
+            403,
+            gemini_error(
+                403,
+                "Method doesn't allow unregistered callers (callers without established "
+                "identity). Please use API Key or other form of API consumer identity to call "
+                "this API.",
+            ),
+        )
+    return _error_response(
+        400,
+        gemini_error(
+            400,
+            "API key not valid. Please pass a valid API key.",
+            details=[
+                {
+                    "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                    "reason": "API_KEY_INVALID",
+                    "domain": "googleapis.com",
+                    "metadata": {"service": "generativelanguage.googleapis.com"},
+                },
+                {
+                    "@type": "type.googleapis.com/google.rpc.LocalizedMessage",
+                    "locale": "en-US",
+                    "message": "API key not valid. Please pass a valid API key.",
+                },
+            ],
+        ),
+    )
+
+
 class GeminiEmulator(Emulator):
     """Emulates the Gemini Developer API (``/v1beta`` and ``/v1``)."""
 
@@ -88,41 +121,7 @@ class GeminiEmulator(Emulator):
     # ------------------------------------------------------------------ helpers
 
     def _auth_error(self, request: web.Request) -> web.Response | None:
-        if self.api_key is None:
-            return None
-        key = request.headers.get("x-goog-api-key") or request.query.get("key")
-        if key is None:
-            return _error_response(
-                403,
-                gemini_error(
-                    403,
-                    "Method doesn't allow unregistered callers (callers without established "
-                    "identity). Please use API Key or other form of API consumer identity to call "
-                    "this API.",
-                ),
-            )
-        if key != self.api_key:
-            return _error_response(
-                400,
-                gemini_error(
-                    400,
-                    "API key not valid. Please pass a valid API key.",
-                    details=[
-                        {
-                            "@type": "type.googleapis.com/google.rpc.ErrorInfo",
-                            "reason": "API_KEY_INVALID",
-                            "domain": "googleapis.com",
-                            "metadata": {"service": "generativelanguage.googleapis.com"},
-                        },
-                        {
-                            "@type": "type.googleapis.com/google.rpc.LocalizedMessage",
-                            "locale": "en-US",
-                            "message": "API key not valid. Please pass a valid API key.",
-                        },
-                    ],
-                ),
-            )
-        return None
+        return self.key_denied(request, _denied, headers=(("x-goog-api-key", ""),), query="key")
 
     def _model_object(self, model: str) -> dict[str, Any]:
         return {
@@ -265,34 +264,26 @@ class GeminiEmulator(Emulator):
         fault: Fault | None = item if isinstance(item, Fault) else None
         reply: Reply = item if isinstance(item, Reply) else Reply()
         if fault is not None:
-            await self.apply_fault_prelude(request, fault)
-            if fault.status is not None:
-                return self._status_fault(fault)
-            if fault.malformed:
-                if streaming:
-                    resp = web.StreamResponse(
-                        headers={"Content-Type": "text/event-stream" if sse else "application/json"}
-                    )
-                    await resp.prepare(request)
-                    await resp.write(b"data: {not json\r\n\r\n" if sse else b"[{not json")
-                    await resp.write_eof()
-                    return resp
-                return web.Response(status=200, body=b"{not json", content_type="application/json")
-            if fault.error_in_200 and not (streaming and fault.cut_after):
-                error = gemini_error(500, fault.message)
-                if streaming:
-                    frame = (
-                        b"data: " + _dumps(error) + b"\r\n\r\n"
-                        if sse
-                        else b"[" + _dumps(error) + b"]"
-                    )
-                    return await self.stream_events(
-                        request,
-                        [frame],
-                        reply=reply,
-                        content_type="text/event-stream" if sse else "application/json",
-                    )
-                return web.json_response(error, status=200)
+            answered = await self.answer_fault(
+                request,
+                fault,
+                error_body=gemini_error,
+                stream=streaming,
+                malformed_event=b"data: {not json\r\n\r\n" if sse else b"[{not json",
+                stream_type="text/event-stream" if sse else "application/json",
+                error_reply=self._status_fault,
+                error_in_200=not streaming,  # a stream carries it as a chunk (below)
+            )
+            if answered is not None:
+                return answered
+            if fault.error_in_200 and not fault.cut_after:  # a stream failing at once
+                error = _dumps(gemini_error(500, fault.message))
+                return await self.stream_events(
+                    request,
+                    [b"data: " + error + b"\r\n\r\n" if sse else b"[" + error + b"]"],
+                    reply=reply,
+                    content_type="text/event-stream" if sse else "application/json",
+                )
             reply = fault.reply or reply
         text = (
             reply.text
@@ -309,7 +300,8 @@ class GeminiEmulator(Emulator):
                 frames = [(b"[" if i == 0 else b"\r\n,") + _dumps(c) for i, c in enumerate(chunks)]
                 frames[-1] += b"]"
             if fault is not None and fault.error_in_200:
-                # A failure after streaming started: Gemini sends an error chunk and closes.
+                # Gemini's failure inside a 200 stream: an error chunk (after ``cut_after``
+                # chunks), then the end.
                 broken = _dumps(gemini_error(500, fault.message))
                 frames = frames[: fault.cut_after]
                 if sse:
@@ -353,25 +345,20 @@ class GeminiEmulator(Emulator):
             }
         )
 
-    def _status_fault(self, fault: Fault) -> web.Response:
-        assert fault.status is not None
-        headers: dict[str, str] = {}
+    @staticmethod
+    def _status_fault(fault: Fault, headers: dict[str, str]) -> web.Response:
+        """Gemini puts the retry delay in the body too (``google.rpc.RetryInfo``)."""
         details: list[dict[str, Any]] = []
         if fault.retry_after is not None:
-            headers["Retry-After"] = str(fault.retry_after)
             details.append(
                 {
                     "@type": "type.googleapis.com/google.rpc.RetryInfo",
                     "retryDelay": f"{fault.retry_after:g}s",
                 }
             )
-        data = (
-            fault.body
-            if fault.body is not None
-            else _dumps(gemini_error(fault.status, fault.message, details=details))
-        )
-        return web.Response(
-            status=fault.status, body=data, headers=headers, content_type="application/json"
+        status = fault.status or 500
+        return _error_response(
+            status, gemini_error(status, fault.message, details=details), headers
         )
 
     @staticmethod

@@ -39,11 +39,9 @@ class OllamaEmulator(Emulator):
         app.router.add_get("/api/tags", self.tags)
 
     def _denied(self, request: web.Request) -> web.Response | None:
-        if self.api_key is not None and (
-            request.headers.get("Authorization") != f"Bearer {self.api_key}"
-        ):
-            return web.json_response({"error": "unauthorized"}, status=401)
-        return None
+        return self.key_denied(
+            request, lambda _: web.json_response({"error": "unauthorized"}, status=401)
+        )
 
     async def tags(self, request: web.Request) -> web.Response:
         denied = self._denied(request)
@@ -91,16 +89,22 @@ class OllamaEmulator(Emulator):
         fault = item if isinstance(item, Fault) else None
         reply = item if isinstance(item, Reply) else Reply()
         if fault is not None:
-            await self.apply_fault_prelude(request, fault)
-            if fault.status is not None:
-                data = fault.body or _line({"error": fault.message})
-                return web.Response(status=fault.status, body=data, content_type="application/json")
-            if fault.malformed:
-                return web.Response(
-                    status=200, body=b"{not json\n", content_type="application/json"
-                )
-            if fault.error_in_200:
-                return web.json_response({"error": fault.message}, status=200)
+            answered = await self.answer_fault(
+                request,
+                fault,
+                error_body=lambda _status, message: {"error": message},
+                stream=body.get("stream", True) is not False,
+                malformed_event=None,  # Ollama's stream is NDJSON: a bad first line is the body
+                malformed_body=b"{not json\n",
+                error_reply=lambda f, _headers: web.Response(
+                    status=f.status or 500,
+                    body=_line({"error": f.message}),
+                    content_type="application/json",
+                ),
+                retry_header=None,
+            )
+            if answered is not None:
+                return answered
             reply = fault.reply or reply
         text = (
             reply.text if reply.text is not None else ("" if reply.tool_calls else self._echo(body))

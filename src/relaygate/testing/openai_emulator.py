@@ -63,13 +63,12 @@ class OpenAIEmulator(Emulator):
     # ------------------------------------------------------------------ helpers
 
     def _auth_error(self, request: web.Request) -> web.Response | None:
-        if self.api_key is None:
-            return None
-        if request.headers.get("Authorization") != f"Bearer {self.api_key}":
-            return web.json_response(
+        return self.key_denied(
+            request,
+            lambda _: web.json_response(
                 openai_error(401, "Incorrect API key provided: sk-***."), status=401
-            )
-        return None
+            ),
+        )
 
     def _next_id(self) -> str:
         self._counter += 1
@@ -151,29 +150,16 @@ class OpenAIEmulator(Emulator):
         fault: Fault | None = item if isinstance(item, Fault) else None
         reply: Reply = item if isinstance(item, Reply) else Reply()
         if fault is not None:
-            await self.apply_fault_prelude(request, fault)
-            if fault.status is not None:
-                headers = {}
-                if fault.retry_after is not None:
-                    headers["Retry-After"] = str(fault.retry_after)
-                data = (
-                    fault.body
-                    if fault.body is not None
-                    else _dumps(openai_error(fault.status, fault.message))
-                )
-                return web.Response(
-                    status=fault.status, body=data, headers=headers, content_type="application/json"
-                )
-            if fault.malformed:
-                if body.get("stream"):
-                    resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
-                    await resp.prepare(request)
-                    await resp.write(b"data: {not json\n\n")
-                    await resp.write_eof()
-                    return resp
-                return web.Response(status=200, body=b"{not json", content_type="application/json")
-            if fault.error_in_200 and not (body.get("stream") and fault.cut_after):
-                return web.json_response(openai_error(500, fault.message), status=200)
+            answered = await self.answer_fault(
+                request,
+                fault,
+                error_body=openai_error,
+                stream=bool(body.get("stream")),
+                malformed_event=b"data: {not json\n\n",
+                error_in_200=not (body.get("stream") and fault.cut_after),
+            )
+            if answered is not None:
+                return answered
             reply = fault.reply or reply
         text = (
             reply.text if reply.text is not None else ("" if reply.tool_calls else self._echo(body))

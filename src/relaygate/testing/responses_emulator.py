@@ -47,6 +47,19 @@ def responses_error(
     }
 
 
+def _denied(presented: str | None) -> web.Response:
+    message = (
+        "Incorrect API key provided: sk-***. You can find your API key at "
+        "https://platform.openai.com/account/api-keys."
+    )
+    if presented is None:
+        message = (
+            "You didn't provide an API key. You need to provide your API key in an "
+            "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY)."
+        )
+    return web.json_response(responses_error(401, message), status=401)
+
+
 def _dumps(obj: Any) -> bytes:
     return json.dumps(obj, separators=(",", ":")).encode()
 
@@ -69,18 +82,7 @@ class ResponsesEmulator(Emulator):
     # ------------------------------------------------------------------ helpers
 
     def _auth_error(self, request: web.Request) -> web.Response | None:
-        if self.api_key is None or request.headers.get("Authorization") == f"Bearer {self.api_key}":
-            return None
-        message = (
-            "Incorrect API key provided: sk-***. You can find your API key at "
-            "https://platform.openai.com/account/api-keys."
-        )
-        if "Authorization" not in request.headers:
-            message = (
-                "You didn't provide an API key. You need to provide your API key in an "
-                "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY)."
-            )
-        return web.json_response(responses_error(401, message), status=401)
+        return self.key_denied(request, _denied)
 
     async def list_models(self, request: web.Request) -> web.Response:
         denied = self._auth_error(request)
@@ -258,29 +260,16 @@ class ResponsesEmulator(Emulator):
         reply: Reply = item if isinstance(item, Reply) else Reply()
         stream = bool(body.get("stream"))
         if fault is not None:
-            await self.apply_fault_prelude(request, fault)
-            if fault.status is not None:
-                headers = {}
-                if fault.retry_after is not None:
-                    headers["Retry-After"] = str(fault.retry_after)
-                data = (
-                    fault.body
-                    if fault.body is not None
-                    else _dumps(responses_error(fault.status, fault.message))
-                )
-                return web.Response(
-                    status=fault.status, body=data, headers=headers, content_type="application/json"
-                )
-            if fault.malformed:
-                if stream:
-                    resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
-                    await resp.prepare(request)
-                    await resp.write(b"event: response.created\ndata: {not json\n\n")
-                    await resp.write_eof()
-                    return resp
-                return web.Response(status=200, body=b"{not json", content_type="application/json")
-            if fault.error_in_200 and not stream:
-                return web.json_response(responses_error(500, fault.message), status=200)
+            answered = await self.answer_fault(
+                request,
+                fault,
+                error_body=responses_error,
+                stream=stream,
+                malformed_event=b"event: response.created\ndata: {not json\n\n",
+                error_in_200=not stream,
+            )
+            if answered is not None:
+                return answered
             reply = fault.reply or reply
 
         text = (
