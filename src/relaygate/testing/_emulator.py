@@ -249,7 +249,7 @@ class Emulator:
                 return error_reply(fault, headers)
             body = fault.body
             if body is None:
-                body = _dumps(error_body(fault.status, fault.message))
+                body = dumps(error_body(fault.status, fault.message))
             return web.Response(
                 status=fault.status, body=body, headers=headers, content_type="application/json"
             )
@@ -322,7 +322,8 @@ class Emulator:
         return True
 
 
-def _dumps(obj: Any) -> bytes:
+def dumps(obj: Any) -> bytes:
+    """Compact JSON, as providers put it on the wire."""
     return json.dumps(obj, separators=(",", ":")).encode()
 
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from aiohttp import web
 
-from relaygate.testing._emulator import Emulator, Fault, Reply, split_text
+from relaygate.testing._emulator import Emulator, Fault, Reply, dumps, split_text
 
 _ERROR_TYPES = {
     400: "invalid_request_error",
@@ -38,12 +38,8 @@ _ERROR_TYPES = {
 }
 
 
-def _dumps(obj: Any) -> bytes:
-    return json.dumps(obj, separators=(",", ":")).encode()
-
-
 def _event(kind: str, payload: dict[str, Any]) -> bytes:
-    return b"event: " + kind.encode() + b"\ndata: " + _dumps(payload) + b"\n\n"
+    return b"event: " + kind.encode() + b"\ndata: " + dumps(payload) + b"\n\n"
 
 
 class AnthropicEmulator(Emulator):
@@ -87,7 +83,7 @@ class AnthropicEmulator(Emulator):
         }
         return web.Response(
             status=status,
-            body=_dumps(body),
+            body=dumps(body),
             content_type="application/json",
             headers={"request-id": request_id, **(headers or {})},
         )
@@ -240,7 +236,7 @@ class AnthropicEmulator(Emulator):
                 return web.Response(
                     status=200,
                     content_type="application/json",
-                    body=_dumps(
+                    body=dumps(
                         {
                             "type": "error",
                             "error": {"type": "overloaded_error", "message": fault.message},

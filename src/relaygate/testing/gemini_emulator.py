@@ -25,7 +25,7 @@ from typing import Any
 
 from aiohttp import web
 
-from relaygate.testing._emulator import Emulator, Fault, Reply, split_text
+from relaygate.testing._emulator import Emulator, Fault, Reply, dumps, split_text
 
 _STATUS_NAMES = {
     400: "INVALID_ARGUMENT",
@@ -56,15 +56,11 @@ def gemini_error(
     return {"error": error}
 
 
-def _dumps(obj: Any) -> bytes:
-    return json.dumps(obj, separators=(",", ":")).encode()
-
-
 def _error_response(
     status: int, body: dict[str, Any], headers: dict[str, str] | None = None
 ) -> web.Response:
     return web.Response(
-        status=status, body=_dumps(body), headers=headers, content_type="application/json"
+        status=status, body=dumps(body), headers=headers, content_type="application/json"
     )
 
 
@@ -277,7 +273,7 @@ class GeminiEmulator(Emulator):
             if answered is not None:
                 return answered
             if fault.error_in_200 and not fault.cut_after:  # a stream failing at once
-                error = _dumps(gemini_error(500, fault.message))
+                error = dumps(gemini_error(500, fault.message))
                 return await self.stream_events(
                     request,
                     [b"data: " + error + b"\r\n\r\n" if sse else b"[" + error + b"]"],
@@ -295,14 +291,14 @@ class GeminiEmulator(Emulator):
         if streaming:
             chunks = self._chunks(ident, version, reply, body, text)
             if sse:
-                frames = [b"data: " + _dumps(c) + b"\r\n\r\n" for c in chunks]
+                frames = [b"data: " + dumps(c) + b"\r\n\r\n" for c in chunks]
             else:
-                frames = [(b"[" if i == 0 else b"\r\n,") + _dumps(c) for i, c in enumerate(chunks)]
+                frames = [(b"[" if i == 0 else b"\r\n,") + dumps(c) for i, c in enumerate(chunks)]
                 frames[-1] += b"]"
             if fault is not None and fault.error_in_200:
                 # Gemini's failure inside a 200 stream: an error chunk (after ``cut_after``
                 # chunks), then the end.
-                broken = _dumps(gemini_error(500, fault.message))
+                broken = dumps(gemini_error(500, fault.message))
                 frames = frames[: fault.cut_after]
                 if sse:
                     frames.append(b"data: " + broken + b"\r\n\r\n")

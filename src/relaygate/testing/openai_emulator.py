@@ -16,7 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
-from relaygate.testing._emulator import Emulator, Fault, Reply, split_text
+from relaygate.testing._emulator import Emulator, Fault, Reply, dumps, split_text
 
 _ERROR_TYPES = {
     400: "invalid_request_error",
@@ -41,8 +41,17 @@ def openai_error(status: int, message: str) -> dict[str, Any]:
     }
 
 
-def _dumps(obj: Any) -> bytes:
-    return json.dumps(obj, separators=(",", ":")).encode()
+def model_list(models: list[str], owned_by: str) -> web.Response:
+    """``GET /v1/models`` as OpenAI (Chat and Responses alike) answers it."""
+    return web.json_response(
+        {
+            "object": "list",
+            "data": [
+                {"id": m, "object": "model", "created": 1700000000, "owned_by": owned_by}
+                for m in models
+            ],
+        }
+    )
 
 
 class OpenAIEmulator(Emulator):
@@ -78,15 +87,7 @@ class OpenAIEmulator(Emulator):
         denied = self._auth_error(request)
         if denied is not None:
             return denied
-        return web.json_response(
-            {
-                "object": "list",
-                "data": [
-                    {"id": m, "object": "model", "created": 1700000000, "owned_by": "emulator"}
-                    for m in self.models
-                ],
-            }
-        )
+        return model_list(self.models, "emulator")
 
     @staticmethod
     def _echo(body: dict[str, Any]) -> str:
@@ -173,7 +174,7 @@ class OpenAIEmulator(Emulator):
             events = self._chunks(ident, created, model, reply, text, finish, usage, include_usage)
             if fault is not None and fault.error_in_200:
                 # A failure after streaming started: OpenAI sends an error chunk and closes.
-                error = b"data: " + _dumps(openai_error(500, fault.message)) + b"\n\n"
+                error = b"data: " + dumps(openai_error(500, fault.message)) + b"\n\n"
                 events = [*events[: fault.cut_after], error]
                 return await self.stream_events(request, events, reply=reply)
             return await self.stream_events(
@@ -235,7 +236,7 @@ class OpenAIEmulator(Emulator):
             }
             if include_usage:
                 obj["usage"] = None
-            return b"data: " + _dumps(obj) + b"\n\n"
+            return b"data: " + dumps(obj) + b"\n\n"
 
         out = [chunk({"role": "assistant", "content": "", "refusal": None})]
         if text:
@@ -264,7 +265,7 @@ class OpenAIEmulator(Emulator):
         if include_usage:
             out.append(
                 b"data: "
-                + _dumps(
+                + dumps(
                     {
                         "id": ident,
                         "object": "chat.completion.chunk",

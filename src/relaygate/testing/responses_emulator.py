@@ -24,7 +24,8 @@ from typing import Any
 
 from aiohttp import web
 
-from relaygate.testing._emulator import Emulator, Fault, Reply, split_text
+from relaygate.testing._emulator import Emulator, Fault, Reply, dumps, split_text
+from relaygate.testing.openai_emulator import model_list
 
 _ERRORS: dict[int, tuple[str, str | None]] = {
     400: ("invalid_request_error", None),
@@ -60,10 +61,6 @@ def _denied(presented: str | None) -> web.Response:
     return web.json_response(responses_error(401, message), status=401)
 
 
-def _dumps(obj: Any) -> bytes:
-    return json.dumps(obj, separators=(",", ":")).encode()
-
-
 class ResponsesEmulator(Emulator):
     """Emulates the OpenAI Responses API (and ``custom-openai-responses-compatible`` servers)."""
 
@@ -88,15 +85,7 @@ class ResponsesEmulator(Emulator):
         denied = self._auth_error(request)
         if denied is not None:
             return denied
-        return web.json_response(
-            {
-                "object": "list",
-                "data": [
-                    {"id": m, "object": "model", "created": 1700000000, "owned_by": "system"}
-                    for m in self.models
-                ],
-            }
-        )
+        return model_list(self.models, "system")
 
     @staticmethod
     def _echo(body: dict[str, Any]) -> str:
@@ -306,7 +295,7 @@ class ResponsesEmulator(Emulator):
     @staticmethod
     def _sse(kind: str, fields: dict[str, Any], seq: int) -> bytes:
         payload = {"type": kind, **fields, "sequence_number": seq}
-        return b"event: " + kind.encode() + b"\ndata: " + _dumps(payload) + b"\n\n"
+        return b"event: " + kind.encode() + b"\ndata: " + dumps(payload) + b"\n\n"
 
     def _events(
         self,
