@@ -294,6 +294,7 @@ __all__ = [
 # routes, lifecycle work or response headers. Missing modules are skipped.
 SUBSYSTEMS = [
     "relaygate.server.dialect_routes",
+    "relaygate.server.embeddings",
     "relaygate.server.responses_state",
     "relaygate.routing.health",
     "relaygate.store.install",
