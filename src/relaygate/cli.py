@@ -81,7 +81,7 @@ def serve(
         os.environ.setdefault("RELAYGATE_LOOP_GUARD", os.urandom(16).hex())
         uvicorn.run("relaygate.server.factory:create_app", factory=True, workers=workers, **common)  # type: ignore[arg-type]
         return
-    asgi, _ = build_asgi(gateway)
+    asgi, _ = build_asgi(gateway, server=True)
     uvicorn.run(asgi, **common)  # type: ignore[arg-type]
 
 

@@ -43,7 +43,8 @@ class DisconnectWatch:
             watch.disarm()
         if watch.gone:
             ...  # the client left
-        watch.close()
+        ...  # respond
+        watch.close(responded=True)
     """
 
     __slots__ = ("_owner", "_task", "armed", "fired", "gone")
@@ -78,7 +79,11 @@ class DisconnectWatch:
             self.fired = False
             self._owner.uncancel()
 
-    def close(self) -> None:
+    def close(self, responded: bool) -> None:
+        """The request is over. Once a response has been sent, ``receive`` reports
+        ``http.disconnect`` (ASGI), so the watcher ends by itself: cancelling it would only
+        make a CancelledError whose traceback ties the task, its frames and the server's
+        request cycle into garbage that only the cycle collector frees."""
         self.armed = False
-        if not self._task.done():
+        if not responded and not self._task.done():
             self._task.cancel()

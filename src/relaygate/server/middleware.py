@@ -39,6 +39,7 @@ access_log = logging.getLogger("relaygate.access")
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 
+
 def _state(scope: Scope) -> dict[str, Any]:
     state = scope.get("state")
     if not isinstance(state, dict):

@@ -125,6 +125,7 @@ async def generate(
     status = 200
     error: GatewayError | None = None
     watch: DisconnectWatch | None = None
+    responded = False
     try:
         for observer in app.observers:
             await observer.before(info)
@@ -173,17 +174,20 @@ async def generate(
         error = err
         status = err.status
         await send_error(send, info.path, err, _headers(info, execution, None))
+        responded = True
     except Exception as exc:  # a bug: report it in the client's dialect, keep the cause in the log
         log.exception("request %s failed", info.request_id)
         error = GatewayError(ErrorKind.INTERNAL, f"internal error ({type(exc).__name__})")
         status = 500
         await send_error(send, info.path, error, _headers(info, execution, None))
+        responded = True
     else:
         assert outcome is not None and watch is not None
         headers = _headers(info, execution, outcome)
         if outcome.chunks is None:
             assert outcome.body is not None
             await send_bytes(send, outcome.status, outcome.body, headers)
+            responded = True
         else:
             ok = await stream_response(
                 send,
@@ -194,6 +198,11 @@ async def generate(
                 outcome.aclose,
                 outcome.is_final,
             )
+            responded = True
+            # Whatever is left of the upstream (a translated stream's event source, a broken
+            # connection) is released now, and the outcome ↔ close-callback cycle is broken, so
+            # the request leaves no garbage for the cycle collector.
+            await outcome.aclose()
             if not ok:
                 status = 499
                 error = GatewayError(ErrorKind.INVALID_REQUEST, "client disconnected", status=499)
@@ -202,7 +211,7 @@ async def generate(
                 status = 200  # the client got a terminal error event inside a 200 stream
     finally:
         if watch is not None:
-            watch.close()
+            watch.close(responded)
         _finish(app, info, execution, outcome, status, error)
 
 
