@@ -91,17 +91,25 @@ def _stream_error_in(first: bytes, client: Dialect) -> GatewayError | None:
             err.message
         )
         return err
-    events = SSEDecoder().feed(first)
-    if b"error" not in first:
+    if b"error" in first:
+        events = SSEDecoder().feed(first)
+    else:
         # Every dialect's error event says "error"; without it only a garbled first event can
-        # be wrong, so the rest of the chunk (often the whole stream) is not parsed twice.
-        events = events[:1]
+        # be wrong, so the rest of the chunk (often the whole stream) is neither decoded nor
+        # parsed twice.
+        events = SSEDecoder().feed(_first_event(first))[:1]
     parser = client.make_parser()
     for sse in events:
         for event in parser.feed(sse):
             if isinstance(event, ErrorEvent):
                 return event.error
     return None
+
+
+def _first_event(chunk: bytes) -> bytes:
+    """``chunk`` up to the end of its first SSE event (all of it when that end is not there)."""
+    ends = [i + n for i, n in ((chunk.find(b"\n\n"), 2), (chunk.find(b"\r\n\r\n"), 4)) if i >= 0]
+    return chunk[: min(ends)] if ends else chunk
 
 
 async def open_attempt(call: Call, target: Target) -> Outcome:
