@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from relaygate.backends.base import CallContext
+from relaygate.backends.base import CallContext, HttpBackend
 from relaygate.canonical import (
     ErrorEvent,
     ErrorKind,
@@ -219,6 +219,24 @@ async def _open_raw(call: Call, target: Target) -> Outcome:
     return outcome
 
 
+def _event_batches(
+    backend: Any, request: Request, native_model: str, ctx: CallContext
+) -> AsyncIterator[list[StreamEvent]]:
+    """The backend's stream as lists of events that arrived together: HTTP backends know
+    (:meth:`HttpBackend.stream_batches`); any other stream is one event per list."""
+    if type(backend).stream is HttpBackend.stream:
+        return backend.stream_batches(request, native_model, ctx)  # type: ignore[no-any-return]
+    return _singles(backend.stream(request, native_model, ctx))
+
+
+async def _singles(events: AsyncIterator[StreamEvent]) -> AsyncIterator[list[StreamEvent]]:
+    try:
+        async for event in events:
+            yield [event]
+    finally:
+        await _aclose(events)
+
+
 async def _aclose(iterator: AsyncIterator[Any]) -> None:
     aclose = getattr(iterator, "aclose", None)
     if aclose is not None:
@@ -248,63 +266,82 @@ async def _open_translated(call: Call, target: Target) -> Outcome:
             completed=True,
             render=client.render_response,
         )
-    events = backend.stream(request, target.native_id, call.ctx)
+    batches = _event_batches(backend, request, target.native_id, call.ctx)
     kwargs: dict[str, Any] = {}
     if client.NAME == "openai-chat":
         kwargs["include_usage"] = call.include_usage
     renderer: Any = client.make_renderer(target.native_id, **kwargs)
     usage = Usage()
+    completed = False
+
+    def render(batch: list[StreamEvent]) -> tuple[bytes, GatewayError | None]:
+        """Client bytes for events that arrived together (one write, not one per event), and
+        the error event that ends the stream, if one came."""
+        nonlocal completed
+        parts: list[bytes] = []
+        for event in batch:
+            if isinstance(event, ErrorEvent):
+                return b"".join(parts), event.error
+            if isinstance(event, UsageEvent):
+                usage.merge(event.usage)
+            elif isinstance(event, MessageStart):
+                if event.usage is not None:
+                    usage.merge(event.usage)
+            elif event.kind == "message_stop":
+                completed = True
+            data = renderer.feed(event)
+            if data:
+                parts.append(data)
+        return (parts[0] if len(parts) == 1 else b"".join(parts)), None
+
     first = b""
-    pending: list[StreamEvent] = []
+    early: GatewayError | None = None  # an error event right after the first bytes
     try:
         async with asyncio.timeout(call.ctx.timeouts.first_token):
             while not first:
-                event = await anext(events)
-                if isinstance(event, ErrorEvent):
-                    event.error.backend = event.error.backend or backend.id
-                    raise event.error
-                if isinstance(event, UsageEvent | MessageStart) and event.usage is not None:
-                    usage.merge(event.usage)
-                pending.append(event)
-                first = renderer.feed(event)
+                first, early = render(await anext(batches))
+                if early is not None and not first:
+                    early.backend = early.backend or backend.id
+                    raise early
     except StopAsyncIteration:
-        await _aclose(events)
+        await _aclose(batches)
         raise GatewayError(
             ErrorKind.UPSTREAM, "upstream closed the stream before any event", backend=backend.id
         ) from None
     except TimeoutError:
-        await _aclose(events)
+        await _aclose(batches)
         raise GatewayError(
             ErrorKind.TIMEOUT, "upstream sent no first token in time", backend=backend.id
         ) from None
     except BaseException:
-        await _aclose(events)
+        await _aclose(batches)
         raise
 
     outcome = Outcome(
-        target, 200, usage=usage, first_token_at=time.monotonic(), close=lambda: _aclose(events)
-    )  # type: ignore[attr-defined]
+        target, 200, usage=usage, first_token_at=time.monotonic(), close=lambda: _aclose(batches)
+    )
 
     async def relay() -> AsyncIterator[bytes]:
+        if early is not None:
+            outcome.error = early
+            yield first + renderer.error(early)
+            return
         yield first
         try:
-            async for event in events:
-                if isinstance(event, ErrorEvent):
-                    outcome.error = event.error
-                    yield renderer.error(event.error)
+            async for batch in batches:
+                data, err = render(batch)
+                if err is not None:
+                    outcome.error = err
+                    yield data + renderer.error(err)
                     return
-                if isinstance(event, UsageEvent):
-                    usage.merge(event.usage)
-                elif event.kind == "message_stop":
-                    outcome.completed = True
-                data = renderer.feed(event)
                 if data:
                     yield data
         except GatewayError as err:
             outcome.error = err
             yield renderer.error(err)
             return
-        if not outcome.completed:
+        outcome.completed = completed
+        if not completed:
             broken = GatewayError(ErrorKind.UPSTREAM, "upstream stream ended before completion")
             outcome.error = broken
             yield renderer.error(broken)
