@@ -273,6 +273,8 @@ class HttpBackend:
     def timeouts(self, ctx: CallContext) -> Timeouts:
         t = self.options.timeouts
         base = ctx.timeouts
+        if t.connect is None and t.first_token is None and t.total is None:
+            return base
         return Timeouts(
             connect=t.connect or base.connect,
             first_token=t.first_token or base.first_token,

@@ -132,7 +132,12 @@ class AiohttpTransport:
                 enable_cleanup_closed=True,
             )
             self._session = aiohttp.ClientSession(
-                connector=connector, auto_decompress=True, skip_auto_headers=("User-Agent",)
+                connector=connector,
+                auto_decompress=True,
+                skip_auto_headers=("User-Agent",),
+                # One session serves every client: a cookie an upstream sets for one request
+                # must not ride along on another client's (and a jar costs work per request).
+                cookie_jar=aiohttp.DummyCookieJar(),
             )
         return self._session
 

@@ -51,9 +51,17 @@ class Outcome:
     # stream: the chunk just relayed ends the client's stream (the upstream's terminal event),
     # so it can go out with the end of the response in one write.
     final: bool = False
+    # stream: called once when the relay of ``chunks`` ends (exhausted or closed) — what a
+    # wrapping generator would do, without one more generator step per chunk.
+    on_end: Callable[[], None] | None = None
 
     def is_final(self) -> bool:
         return self.final
+
+    def ended(self) -> None:
+        on_end, self.on_end = self.on_end, None
+        if on_end is not None:
+            on_end()
 
     async def aclose(self) -> None:
         if self.close is not None:
@@ -194,26 +202,29 @@ async def _open_raw(call: Call, target: Target) -> Outcome:
 
     async def relay() -> AsyncIterator[bytes]:
         try:
-            watch.feed(first)
-            outcome.final = watch.complete
-            yield _strip(first) if strip_usage else first
-            async for chunk in chunks:
-                watch.feed(chunk)
+            try:
+                watch.feed(first)
                 outcome.final = watch.complete
-                yield _strip(chunk) if strip_usage else chunk
-        except GatewayError as err:
-            outcome.error = err
-        if watch.complete:
-            outcome.completed = True
-            if reply.response is not None:
-                reply.response.release()
-            outcome.close = None
-        else:
-            broken = outcome.error or GatewayError(
-                ErrorKind.UPSTREAM, "upstream stream ended before completion"
-            )
-            outcome.error = broken
-            yield client.make_renderer(target.native_id).error(broken)
+                yield _strip(first) if strip_usage else first
+                async for chunk in chunks:
+                    watch.feed(chunk)
+                    outcome.final = watch.complete
+                    yield _strip(chunk) if strip_usage else chunk
+            except GatewayError as err:
+                outcome.error = err
+            if watch.complete:
+                outcome.completed = True
+                if reply.response is not None:
+                    reply.response.release()
+                outcome.close = None
+            else:
+                broken = outcome.error or GatewayError(
+                    ErrorKind.UPSTREAM, "upstream stream ended before completion"
+                )
+                outcome.error = broken
+                yield client.make_renderer(target.native_id).error(broken)
+        finally:
+            outcome.ended()
 
     outcome.chunks = relay()
     return outcome
@@ -322,29 +333,32 @@ async def _open_translated(call: Call, target: Target) -> Outcome:
     )
 
     async def relay() -> AsyncIterator[bytes]:
-        if early is not None:
-            outcome.error = early
-            yield first + renderer.error(early)
-            return
-        yield first
         try:
-            async for batch in batches:
-                data, err = render(batch)
-                if err is not None:
-                    outcome.error = err
-                    yield data + renderer.error(err)
-                    return
-                if data:
-                    yield data
-        except GatewayError as err:
-            outcome.error = err
-            yield renderer.error(err)
-            return
-        outcome.completed = completed
-        if not completed:
-            broken = GatewayError(ErrorKind.UPSTREAM, "upstream stream ended before completion")
-            outcome.error = broken
-            yield renderer.error(broken)
+            if early is not None:
+                outcome.error = early
+                yield first + renderer.error(early)
+                return
+            yield first
+            try:
+                async for batch in batches:
+                    data, err = render(batch)
+                    if err is not None:
+                        outcome.error = err
+                        yield data + renderer.error(err)
+                        return
+                    if data:
+                        yield data
+            except GatewayError as err:
+                outcome.error = err
+                yield renderer.error(err)
+                return
+            outcome.completed = completed
+            if not completed:
+                broken = GatewayError(ErrorKind.UPSTREAM, "upstream stream ended before completion")
+                outcome.error = broken
+                yield renderer.error(broken)
+        finally:
+            outcome.ended()
 
     outcome.chunks = relay()
     return outcome
