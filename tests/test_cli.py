@@ -29,6 +29,9 @@ def clean_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
     env["PYTHONPATH"] = str(REPO / "src") + os.pathsep + env.get("PYTHONPATH", "")
     env["COLUMNS"] = "200"
+    env["RELAYGATE_LOCAL_MODEL"] = (
+        "off"  # the in-process model is tested in tests/backends/test_local.py
+    )
     return env
 
 

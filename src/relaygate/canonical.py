@@ -58,6 +58,7 @@ class ImagePart:
     data: str | None = None
     url: str | None = None
     detail: str | None = None
+    cache_control: dict[str, JSON] | None = None
     type: Literal["image"] = "image"
 
 
@@ -69,6 +70,7 @@ class DocumentPart:
     data: str | None = None
     url: str | None = None
     filename: str | None = None
+    cache_control: dict[str, JSON] | None = None
     type: Literal["document"] = "document"
 
 
@@ -77,15 +79,17 @@ class ToolCallPart:
     id: str
     name: str
     arguments: str  # JSON text, exactly as produced
+    cache_control: dict[str, JSON] | None = None
     type: Literal["tool_call"] = "tool_call"
 
 
 @dataclass(slots=True)
 class ToolResultPart:
     tool_call_id: str
-    content: list[TextPart | ImagePart]
+    content: list[TextPart | ImagePart | DocumentPart]
     is_error: bool = False
     name: str | None = None  # Gemini needs the function name on a functionResponse
+    cache_control: dict[str, JSON] | None = None  # Claude Code puts breakpoints on results
     type: Literal["tool_result"] = "tool_result"
 
 
@@ -132,10 +136,15 @@ class ToolSpec:
 
 @dataclass(slots=True)
 class ToolChoice:
-    """``auto`` | ``none`` | ``required`` (any tool) | ``tool`` (the one named)."""
+    """``auto`` | ``none`` | ``required`` (any tool) | ``tool`` (the one named).
+
+    ``names`` narrows ``auto``/``required`` to a subset of the declared tools (Gemini
+    ``allowedFunctionNames``, OpenAI ``allowed_tools``); ``None`` means all of them.
+    """
 
     mode: Literal["auto", "none", "required", "tool"] = "auto"
     name: str | None = None
+    names: list[str] | None = None
     parallel: bool | None = None  # False when the client disabled parallel tool calls
 
 
@@ -157,6 +166,7 @@ class ThinkingConfig:
     budget_tokens: int | None = None
     effort: str | None = None  # "minimal" | "low" | "medium" | "high" | …
     adaptive: bool = False
+    include_thoughts: bool | None = None  # show thought summaries (Gemini); None: dialect default
 
 
 # --------------------------------------------------------------------------- request
@@ -272,6 +282,7 @@ class ThinkingStart:
     index: int
     redacted: str | None = None
     origin: str | None = None  # provider family, for a redacted block that has no delta
+    id: str | None = None  # the provider's id for the block (a Responses reasoning item id)
     kind: Literal["thinking_start"] = "thinking_start"
 
 

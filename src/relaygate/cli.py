@@ -6,10 +6,11 @@ import asyncio
 import logging
 import os
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from relaygate import __version__
@@ -26,7 +27,7 @@ ConfigOpt = Annotated[str | None, typer.Option("--config", "-c", help="Path to r
 
 def _fail(problems: list[str]) -> None:
     for line in problems:
-        console.print(f"[red]✗[/red] {line}", highlight=False, soft_wrap=True)
+        console.print(f"[red]✗[/red] {escape(line)}", highlight=False, soft_wrap=True)
     raise typer.Exit(1)
 
 
@@ -81,8 +82,14 @@ def serve(
         os.environ.setdefault("RELAYGATE_LOOP_GUARD", os.urandom(16).hex())
         uvicorn.run("relaygate.server.factory:create_app", factory=True, workers=workers, **common)  # type: ignore[arg-type]
         return
-    asgi, _ = build_asgi(gateway, server=True)
-    uvicorn.run(asgi, **common)  # type: ignore[arg-type]
+    asgi, inner = build_asgi(gateway, server=True)
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            inner.drain()  # new generation requests get 503 while in-flight streams finish
+            super().handle_exit(sig, frame)
+
+    Server(uvicorn.Config(asgi, **common)).run()  # type: ignore[arg-type]
 
 
 @app.command("check-config")

@@ -117,6 +117,7 @@ class Config(_Strict):
     breaker: dict[str, Any] = Field(default_factory=dict)
     health: dict[str, Any] = Field(default_factory=dict)
     responses: dict[str, Any] = Field(default_factory=dict)  # server/responses_state.py
+    tracing: dict[str, Any] = Field(default_factory=dict)  # server/tracing.py
 
 
 # ----------------------------------------------------------------------------- loading

@@ -116,6 +116,7 @@ def validate(
                         f"{where}.config.models.path: {path} does not exist — fix the path"
                     )
     problems.extend(_validate_routes(config, prefixes))
+    problems.extend(section_problems(config))
     auth = config.server.auth
     if auth.enabled and not env.get(auth.api_key_env):
         problems.append(
@@ -123,6 +124,28 @@ def validate(
             f"{auth.api_key_env}=<master key> or set server.auth.enabled: false"
         )
     return problems, options
+
+
+# Modules owning a section of relaygate.yaml; each has ``problems(config) -> list[str]``. They
+# are imported only to validate, so the gateway core does not depend on them.
+SECTION_CHECKS = (
+    "relaygate.routing.settings",  # breaker:, health:
+    "relaygate.limits",  # limits:
+    "relaygate.prices",  # prices:
+    "relaygate.netguard",  # security:
+    "relaygate.server.responses_state",  # responses:
+    "relaygate.server.tracing",  # tracing:
+)
+
+
+def section_problems(config: Config) -> list[str]:
+    """The problems of every subsystem section, one line each (field, what, fix)."""
+    import importlib
+
+    out: list[str] = []
+    for name in SECTION_CHECKS:
+        out.extend(importlib.import_module(name).problems(config))
+    return out
 
 
 def _validate_routes(config: Config, prefixes: dict[str, str]) -> list[str]:
@@ -172,9 +195,6 @@ def _validate_routes(config: Config, prefixes: dict[str, str]) -> list[str]:
             problems.append(
                 f"{where}.targets: consensus needs at least two targets — add targets or use fallback"
             )
-    from relaygate.routing.settings import problems as routing_problems
-
-    problems.extend(routing_problems(config))
     for alias, target in config.aliases.items():
         resolved = target
         if resolved in names:
@@ -209,7 +229,12 @@ def auto_detect(registry: Registry, env: Mapping[str, str]) -> Config:
                 )
             )
     local = registry.get("local")
-    if local is not None and local.factory is not None:
+    # RELAYGATE_LOCAL_MODEL=off keeps the in-process model out of the embedded defaults.
+    if local is not None and env.get("RELAYGATE_LOCAL_MODEL", "").lower() not in (
+        "off",
+        "0",
+        "false",
+    ):
         try:
             import llama_cpp  # noqa: F401
 

@@ -32,6 +32,7 @@ from relaygate.canonical import (
     GatewayError,
     Message,
     Request,
+    Response,
     Role,
     StreamEvent,
     TextPart,
@@ -323,7 +324,7 @@ class ProviderManager:
     def _ctx(self) -> CallContext:
         return CallContext(uuid.uuid4().hex, self.gateway.timeouts, self.loop_guard())
 
-    async def chat(
+    def prepare(
         self,
         messages: list[dict[str, Any]],
         provider: str | None = None,
@@ -331,15 +332,25 @@ class ProviderManager:
         *,
         max_tokens: int | None = None,
         temperature: float | None = None,
-    ) -> dict[str, Any]:
-        backend, native, request = self._request(messages, model, provider, max_tokens, temperature)
-        started = time.monotonic()
+    ) -> tuple[Backend, str, Request]:
+        """(backend, native model id, canonical request) for a generation; ProviderError when
+        the provider, model or messages are wrong."""
+        return self._request(messages, model, provider, max_tokens, temperature)
+
+    async def complete(self, backend: Backend, native: str, request: Request) -> Response:
+        """Run a prepared request; an upstream failure becomes ``GENERATION_ERROR`` (502)."""
         try:
-            response = await backend.complete(request, native, self._ctx())
+            return await backend.complete(request, native, self._ctx())
         except GatewayError as err:
             raise ProviderError(
                 "GENERATION_ERROR", f"{backend.id}: {redact(err.message)}", 502
             ) from None
+
+    @staticmethod
+    def summary(
+        backend: Backend, native: str, response: Response, started: float
+    ) -> dict[str, Any]:
+        """The admin API's view of a completed generation."""
         u = response.usage
         return {
             "content": response.text(),
@@ -354,6 +365,20 @@ class ProviderManager:
             "latency_ms": round((time.monotonic() - started) * 1000, 1),
         }
 
+    async def chat(
+        self,
+        messages: list[dict[str, Any]],
+        provider: str | None = None,
+        model: str | None = None,
+        *,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+    ) -> dict[str, Any]:
+        backend, native, request = self._request(messages, model, provider, max_tokens, temperature)
+        started = time.monotonic()
+        response = await self.complete(backend, native, request)
+        return self.summary(backend, native, response, started)
+
     def stream(
         self,
         messages: list[dict[str, Any]],
@@ -365,6 +390,12 @@ class ProviderManager:
     ) -> tuple[Backend, AsyncIterator[StreamEvent]]:
         backend, native, request = self._request(messages, model, provider, max_tokens, temperature)
         return backend, backend.stream(request, native, self._ctx())
+
+    def open_stream(
+        self, backend: Backend, native: str, request: Request
+    ) -> AsyncIterator[StreamEvent]:
+        """Stream a prepared request (see :meth:`prepare`)."""
+        return backend.stream(request, native, self._ctx())
 
     # ------------------------------------------------------------------ registration
 

@@ -13,6 +13,10 @@ import socket
 from typing import Any
 from urllib.parse import urlsplit
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from relaygate.config import Config, pydantic_problems
+
 METADATA_HOSTS = frozenset({"metadata.google.internal", "metadata", "instance-data"})
 METADATA_IPS = frozenset(
     {
@@ -21,6 +25,28 @@ METADATA_IPS = frozenset(
         ipaddress.ip_address("100.100.100.200"),
     }
 )
+
+
+class SecurityConfig(BaseModel):
+    """The ``security:`` section of relaygate.yaml."""
+
+    model_config = ConfigDict(extra="forbid")
+    allow_hosts: list[str] = Field(default_factory=list)
+    allow_private: bool = True
+
+
+def problems(config: Config) -> list[str]:
+    """The ``security:`` section's problems, one line each."""
+    try:
+        parsed = SecurityConfig.model_validate(config.security)
+    except ValidationError as exc:
+        return pydantic_problems(exc, config.security, "security")
+    return [
+        f"security.allow_hosts[{i}]: {host!r} is not a host name — give a bare host such as "
+        "metadata.internal (no scheme, port or path)"
+        for i, host in enumerate(parsed.allow_hosts)
+        if not host or any(c in host for c in "/@ ") or host.count(":") == 1
+    ]
 
 
 class UnsafeURL(ValueError):
@@ -43,9 +69,9 @@ def _blocked(ip: ipaddress.IPv4Address | ipaddress.IPv6Address, allow_private: b
 
 async def check_base_url(url: str, security: dict[str, Any] | None = None) -> None:
     """Raise :class:`UnsafeURL` with the reason when ``url`` must not be registered."""
-    security = security or {}
-    allow_hosts = {str(h).lower() for h in security.get("allow_hosts", [])}
-    allow_private = bool(security.get("allow_private", True))
+    settings = SecurityConfig.model_validate(security or {})
+    allow_hosts = {h.lower() for h in settings.allow_hosts}
+    allow_private = settings.allow_private
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https"):
         raise UnsafeURL(f"base_url must be http:// or https://, not {parts.scheme or 'nothing'}://")

@@ -20,7 +20,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from relaygate.canonical import Usage
-from relaygate.config import pydantic_problems
+from relaygate.config import Config, pydantic_problems
 from relaygate.routing.attempt import Outcome
 
 
@@ -38,11 +38,12 @@ class PricesConfig(BaseModel):
     models: dict[str, ModelPrice] = Field(default_factory=dict)
 
 
-def problems(section: dict[str, Any]) -> list[str]:
+def problems(config: Config) -> list[str]:
+    """The ``prices:`` section's problems, one line each."""
     try:
-        PricesConfig.model_validate(section)
+        PricesConfig.model_validate(config.prices)
     except ValidationError as exc:
-        return pydantic_problems(exc, section, "prices")
+        return pydantic_problems(exc, config.prices, "prices")
     return []
 
 

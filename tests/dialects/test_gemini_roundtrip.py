@@ -134,16 +134,28 @@ def messages(draw: st.DrawFn) -> list[Message]:
     return out
 
 
+# Gemini always says whether thoughts are shown, so enabled configs carry a bool.
+shown = st.booleans()
 thinking_config = st.one_of(
     st.just(ThinkingConfig(enabled=False)),
     # Gemini takes a level *or* a budget, never both: the level wins on Gemini 3.
-    st.builds(ThinkingConfig, budget_tokens=st.none() | st.integers(1, 32768)),
-    st.builds(ThinkingConfig, effort=st.sampled_from(["minimal", "low", "medium", "high"])),
-    st.builds(ThinkingConfig, adaptive=st.just(True)),
+    st.builds(
+        ThinkingConfig,
+        budget_tokens=st.none() | st.integers(1, 32768),
+        include_thoughts=shown,
+    ),
+    st.builds(
+        ThinkingConfig,
+        effort=st.sampled_from(["minimal", "low", "medium", "high"]),
+        include_thoughts=shown,
+    ),
+    st.builds(ThinkingConfig, adaptive=st.just(True), include_thoughts=shown),
 )
+tool_names = st.lists(name, min_size=2, max_size=3, unique=True)
 tool_choice = st.one_of(
     st.builds(ToolChoice, mode=st.sampled_from(["auto", "none", "required"])),
     st.builds(ToolChoice, mode=st.just("tool"), name=name),
+    st.builds(ToolChoice, mode=st.sampled_from(["auto", "required"]), names=tool_names),
 )
 response_format = st.one_of(
     st.just(ResponseFormat("text")),

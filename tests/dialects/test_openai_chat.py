@@ -376,3 +376,44 @@ def test_stream_round_trip(
     for i in range(0, len(wire), piece):
         watch.feed(wire[i : i + piece])
     assert watch.complete and watch.usage == usage
+
+
+def test_allowed_tools_round_trip_through_canonical_names() -> None:
+    from relaygate.dialects import gemini
+    from relaygate.dialects import openai_responses as responses
+
+    choice = {
+        "type": "allowed_tools",
+        "allowed_tools": {
+            "mode": "required",
+            "tools": [
+                {"type": "function", "function": {"name": "a"}},
+                {"type": "function", "function": {"name": "b"}},
+            ],
+        },
+    }
+    tools = [{"type": "function", "function": {"name": n, "parameters": {}}} for n in "abc"]
+    body = {"model": "m", "messages": [{"role": "user", "content": "x"}], "tools": tools}
+    request = oc.parse_request({**body, "tool_choice": choice})
+    assert request.tool_choice is not None
+    assert (request.tool_choice.mode, request.tool_choice.names) == ("required", ["a", "b"])
+    assert oc.build_request(request, "m")["tool_choice"] == choice
+    fcc = gemini.build_request(request, "gemini-2.5-flash")["toolConfig"]["functionCallingConfig"]
+    assert fcc == {"mode": "ANY", "allowedFunctionNames": ["a", "b"]}
+    assert responses.build_request(request, "m")["tool_choice"] == {
+        "type": "allowed_tools",
+        "mode": "required",
+        "tools": [{"type": "function", "name": "a"}, {"type": "function", "name": "b"}],
+    }
+
+
+def test_allowed_tools_without_names_is_a_clear_400() -> None:
+    body = {
+        "model": "m",
+        "messages": [{"role": "user", "content": "x"}],
+        "tool_choice": {"type": "allowed_tools", "allowed_tools": {"mode": "auto", "tools": [{}]}},
+    }
+    with pytest.raises(GatewayError) as info:
+        oc.parse_request(body)
+    assert info.value.status == 400
+    assert info.value.param == "tool_choice.allowed_tools.tools"

@@ -411,6 +411,12 @@ def _relay(events: list[c.StreamEvent], model: str = "gpt-x") -> tuple[bytes, li
 @given(streams())
 def test_stream_survives_render_then_parse(events: list[c.StreamEvent]) -> None:
     raw, back = _relay(events)
+    # A reasoning item always has an id on the wire: the renderer makes one up where the
+    # canonical stream had none, and the parser reports it.
+    for sent, got in zip(events, back, strict=False):
+        if isinstance(sent, c.ThinkingStart) and isinstance(got, c.ThinkingStart):
+            assert got.id is not None and (sent.id is None or got.id == sent.id)
+            got.id = sent.id
     assert _comparable(back) == _comparable(events)
     # the raw-byte watch agrees with the parser
     watch = d.make_watch()
@@ -693,3 +699,18 @@ def test_unknown_fields_and_hosted_tools_do_not_fail() -> None:
         {"type": "web_search_preview"},
         {"type": "file_search", "vector_store_ids": ["v"]},
     ]
+
+
+def test_reasoning_item_id_survives_a_stream_relay() -> None:
+    events: list[c.StreamEvent] = [
+        c.MessageStart(id="resp_1", model="gpt-x"),
+        c.ThinkingStart(0, id="rs_upstream_7"),
+        c.ThinkingDelta(0, "why", origin="openai"),
+        c.ThinkingDelta(0, signature="enc", origin="openai"),
+        c.BlockStop(0),
+        c.MessageStop(c.StopReason.END_TURN),
+    ]
+    raw, back = _relay(events)
+    assert b'"id":"rs_upstream_7"' in raw
+    starts = [e for e in back if isinstance(e, c.ThinkingStart)]
+    assert [s.id for s in starts] == ["rs_upstream_7"]

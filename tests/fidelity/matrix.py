@@ -22,6 +22,7 @@ from typing import Any
 from relaygate import dialects
 from relaygate.canonical import (
     BlockStop,
+    DocumentPart,
     GatewayError,
     ImagePart,
     Message,
@@ -187,6 +188,66 @@ REQUEST_FEATURES = [
             tools=[ToolSpec("f", None, {"type": "object", "properties": {}})],
         ),
         lambda r: _calls(r.messages),
+    ),
+    RequestFeature(
+        "tool_choice (subset of tools)",
+        lambda: _req(
+            tools=[ToolSpec(n, "w", SCHEMA) for n in ("a", "b", "c")],
+            tool_choice=ToolChoice("required", names=["a", "b"]),
+        ),
+        lambda r: r.tool_choice and (r.tool_choice.mode, r.tool_choice.names),
+    ),
+    RequestFeature(
+        "tool result cache_control",
+        lambda: _req(
+            messages=[
+                _user(TextPart("go")),
+                Message(Role.ASSISTANT, [ToolCallPart("call_1", "f", "{}")]),
+                Message(
+                    Role.TOOL,
+                    [
+                        ToolResultPart(
+                            "call_1",
+                            [TextPart("ok")],
+                            name="f",
+                            cache_control={"type": "ephemeral"},
+                        )
+                    ],
+                ),
+            ],
+            tools=[ToolSpec("f", None, {"type": "object", "properties": {}})],
+        ),
+        lambda r: [
+            p.cache_control for m in r.messages for p in m.content if isinstance(p, ToolResultPart)
+        ],
+    ),
+    RequestFeature(
+        "document in a tool result",
+        lambda: _req(
+            messages=[
+                _user(TextPart("go")),
+                Message(Role.ASSISTANT, [ToolCallPart("call_1", "f", "{}")]),
+                Message(
+                    Role.TOOL,
+                    [
+                        ToolResultPart(
+                            "call_1",
+                            [TextPart("see file"), DocumentPart("application/pdf", "JVBERi0=")],
+                            name="f",
+                        )
+                    ],
+                ),
+            ],
+            tools=[ToolSpec("f", None, {"type": "object", "properties": {}})],
+        ),
+        lambda r: [
+            (q.media_type, q.data)
+            for m in r.messages
+            for p in m.content
+            if isinstance(p, ToolResultPart)
+            for q in p.content
+            if isinstance(q, DocumentPart)
+        ],
     ),
     RequestFeature(
         "temperature / top_p",

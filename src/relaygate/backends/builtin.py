@@ -12,7 +12,9 @@ from relaygate.hooks import hookimpl
 
 
 def _openai(backend_id: str, options: Any, ctx: BuildContext) -> Backend:
-    return OpenAIBackend(backend_id, options, transport=ctx.transport, env=ctx.env)
+    from relaygate.backends.responses import OpenAINativeBackend
+
+    return OpenAINativeBackend(backend_id, options, transport=ctx.transport, env=ctx.env)
 
 
 def _custom_openai(backend_id: str, options: Any, ctx: BuildContext) -> Backend:
@@ -44,7 +46,7 @@ def register_backend_kinds(register: Any) -> None:
         BackendKind(
             "openai",
             _openai,
-            description="OpenAI (Chat Completions)",
+            description="OpenAI (Chat Completions; Responses natively for Responses clients)",
             env_key="OPENAI_API_KEY",
             default_base_url=OpenAIBackend.default_base_url,
         )

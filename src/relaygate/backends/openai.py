@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
 from relaygate import dialects
-from relaygate.backends.base import HttpBackend
+from relaygate.backends.base import CallContext, HttpBackend
 from relaygate.canonical import Request
 from relaygate.dialects import openai_chat
 
@@ -19,6 +21,13 @@ class OpenAIChatBackend(HttpBackend):
     models_path = "/models"
     # OpenAI's own API wants max_completion_tokens; most compatible servers know max_tokens.
     max_tokens_field = "max_tokens"
+
+    async def embeddings(self, body: dict[str, Any], ctx: CallContext) -> bytes:
+        """``POST <base_url>/embeddings`` as the client sent it (model already rewritten)."""
+        resp = await self._send(
+            f"{self.base_url}/embeddings", orjson.dumps(body), ctx, stream=False
+        )
+        return await resp.read()
 
     def build_body(self, request: Request, native_model: str) -> dict[str, Any]:
         return openai_chat.build_request(

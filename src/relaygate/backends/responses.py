@@ -4,10 +4,10 @@
   discovery at ``<base_url>/models``. Such servers usually keep no conversation state, so
   relaygate expands ``previous_response_id`` itself (see :mod:`relaygate.server.responses_state`)
   unless ``config.stores_responses: true`` says the server does.
-* ``openai``: OpenAI itself speaks both Chat Completions and Responses. The kind is registered
-  again here with a backend that also serves Responses clients on the byte fast path (their
-  bodies go to ``/responses`` untouched: reasoning items, hosted tools and server-side state
-  survive), while every other dialect still reaches it through Chat Completions.
+* :class:`OpenAINativeBackend` (kind ``openai``, registered in :mod:`relaygate.backends.builtin`):
+  OpenAI itself speaks both Chat Completions and Responses, so Responses clients take the byte
+  fast path to ``/responses`` (reasoning items, hosted tools and server-side state survive),
+  while every other dialect reaches it through Chat Completions.
 """
 
 from __future__ import annotations
@@ -66,10 +66,6 @@ def _custom(backend_id: str, options: Any, ctx: BuildContext) -> Backend:
     return ResponsesBackend(backend_id, options, transport=ctx.transport, env=ctx.env)
 
 
-def _openai(backend_id: str, options: Any, ctx: BuildContext) -> Backend:
-    return OpenAINativeBackend(backend_id, options, transport=ctx.transport, env=ctx.env)
-
-
 def register_kinds(register: Any) -> None:
     register(
         BackendKind(
@@ -80,14 +76,5 @@ def register_kinds(register: Any) -> None:
             reserved_prefix=False,
             requires_base_url=True,
             custom_prefix=True,
-        )
-    )
-    register(
-        BackendKind(
-            "openai",
-            _openai,
-            description="OpenAI (Chat Completions; Responses natively for Responses clients)",
-            env_key="OPENAI_API_KEY",
-            default_base_url=OpenAIBackend.default_base_url,
         )
     )

@@ -50,6 +50,13 @@ from relaygate.canonical import (
     invalid,
     upstream_kind_for_status,
 )
+from relaygate.dialects._common import (
+    is_int,
+    is_number,
+    json_text,
+    openai_models,
+    split_data_url,
+)
 from relaygate.dialects.sse import DONE, SSEEvent
 
 NAME = "openai-chat"
@@ -131,7 +138,7 @@ def _number(body: dict[str, Any], key: str) -> float | None:
     if value is None:
         return None
     _require(
-        isinstance(value, int | float) and not isinstance(value, bool),
+        is_number(value),
         f"'{key}' must be a number.",
         key,
     )
@@ -142,16 +149,13 @@ def _integer(body: dict[str, Any], key: str) -> int | None:
     value = body.get(key)
     if value is None:
         return None
-    _require(
-        isinstance(value, int) and not isinstance(value, bool), f"'{key}' must be an integer.", key
-    )
+    _require(is_int(value), f"'{key}' must be an integer.", key)
     return int(value)
 
 
 def _image_from_url(url: str, detail: str | None) -> ImagePart:
     if url.startswith("data:"):
-        header, _, data = url.partition(",")
-        media_type = header[5:].split(";", 1)[0] or None
+        media_type, data = split_data_url(url)
         return ImagePart(media_type=media_type, data=data, detail=detail)
     return ImagePart(url=url, detail=detail)
 
@@ -190,8 +194,7 @@ def _parse_parts(content: Any, param: str) -> list[ContentPart]:
             data = file.get("file_data")
             media_type = None
             if isinstance(data, str) and data.startswith("data:"):
-                header, _, data = data.partition(",")
-                media_type = header[5:].split(";", 1)[0] or None
+                media_type, data = split_data_url(data)
             parts.append(
                 DocumentPart(media_type=media_type, data=data, filename=file.get("filename"))
             )
@@ -222,7 +225,7 @@ def _parse_tool_calls(raw_calls: Any, param: str) -> list[ContentPart]:
         )
         arguments = function.get("arguments", "")
         if not isinstance(arguments, str):
-            arguments = orjson.dumps(arguments).decode()
+            arguments = json_text(arguments)
         calls.append(
             ToolCallPart(id=str(call.get("id") or f"call_{i}"), name=name, arguments=arguments)
         )
@@ -279,7 +282,8 @@ def _parse_messages(raw_messages: Any) -> tuple[list[TextPart], list[Message]]:
                 f"'{where}.tool_call_id' is required.",
                 f"{where}.tool_call_id",
             )
-            result = [
+            # Chat tool messages carry text (and images from lenient clients), never files.
+            result: list[TextPart | ImagePart | DocumentPart] = [
                 p
                 for p in _parse_parts(content, f"{where}.content")
                 if isinstance(p, TextPart | ImagePart)
@@ -339,6 +343,33 @@ def _parse_tool_choice(body: dict[str, Any]) -> ToolChoice | None:
         return ToolChoice(parallel=False) if parallel is False else None
     if raw in ("auto", "none", "required"):
         return ToolChoice(mode=raw, parallel=parallel)
+    if isinstance(raw, dict) and raw.get("type") == "allowed_tools":
+        allowed = raw.get("allowed_tools")
+        mode = allowed.get("mode") if isinstance(allowed, dict) else None
+        tools = allowed.get("tools") if isinstance(allowed, dict) else None
+        _require(
+            mode in ("auto", "required") and isinstance(tools, list),
+            "'tool_choice.allowed_tools' must have 'mode' ('auto' or 'required') and 'tools'.",
+            "tool_choice.allowed_tools",
+        )
+        assert isinstance(tools, list)
+        names = [
+            t["function"]["name"]
+            for t in tools
+            if isinstance(t, dict)
+            and isinstance(t.get("function"), dict)
+            and isinstance(t["function"].get("name"), str)
+        ]
+        _require(
+            len(names) == len(tools),
+            "'tool_choice.allowed_tools.tools' must be function tools with a name.",
+            "tool_choice.allowed_tools.tools",
+        )
+        return ToolChoice(
+            mode="required" if mode == "required" else "auto",
+            names=names or None,
+            parallel=parallel,
+        )
     if isinstance(raw, dict):
         function = raw.get("function") if "function" in raw else raw
         if isinstance(function, dict) and isinstance(function.get("name"), str):
@@ -580,20 +611,7 @@ def render_error(err: GatewayError) -> bytes:
 
 
 def render_models(models: list[ModelInfo]) -> bytes:
-    return orjson.dumps(
-        {
-            "object": "list",
-            "data": [
-                {
-                    "id": m.id,
-                    "object": "model",
-                    "created": m.created,
-                    "owned_by": m.owned_by or m.backend,
-                }
-                for m in models
-            ],
-        }
-    )
+    return openai_models(models)
 
 
 class ChatStreamWatch:
@@ -748,6 +766,12 @@ def build_request(
     if choice is not None:
         if choice.mode == "tool":
             body["tool_choice"] = {"type": "function", "function": {"name": choice.name}}
+        elif choice.names and choice.mode in ("auto", "required"):
+            tools = [{"type": "function", "function": {"name": n}} for n in choice.names]
+            body["tool_choice"] = {
+                "type": "allowed_tools",
+                "allowed_tools": {"mode": choice.mode, "tools": tools},
+            }
         elif request.tools or choice.mode == "none":
             body["tool_choice"] = choice.mode
         if choice.parallel is False and request.tools:

@@ -9,6 +9,7 @@ strategies never care which one ran.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -159,7 +160,12 @@ async def _open_raw(call: Call, target: Target) -> Outcome:
                 "upstream returned a body that is not JSON",
                 backend=target.backend.id,
             ) from None
-        response = client.parse_response(obj)  # raises on a 200 that carries an error
+        try:
+            response = client.parse_response(obj)  # raises on a 200 that carries an error
+        except GatewayError as err:
+            err.backend = err.backend or target.backend.id  # "every target failed — b: …"
+            err.message = redact(err.message)
+            raise
         return Outcome(
             target,
             reply.status,
@@ -175,6 +181,8 @@ async def _open_raw(call: Call, target: Target) -> Outcome:
             first = await anext(chunks)
             while not first.strip():
                 first += await anext(chunks)
+            if client.CONTENT_TYPE_STREAM == ARRAY_CT:
+                first = await _first_array_element(first, chunks, client, target.backend.id)
     except StopAsyncIteration:
         reply.close()
         raise GatewayError(
@@ -201,12 +209,14 @@ async def _open_raw(call: Call, target: Target) -> Outcome:
     )
 
     async def relay() -> AsyncIterator[bytes]:
+        last = first  # only read when the stream breaks (see _relay_terminal)
         try:
             try:
                 watch.feed(first)
                 outcome.final = watch.complete
                 yield _strip(first) if strip_usage else first
                 async for chunk in chunks:
+                    last = chunk
                     watch.feed(chunk)
                     outcome.final = watch.complete
                     yield _strip(chunk) if strip_usage else chunk
@@ -217,12 +227,18 @@ async def _open_raw(call: Call, target: Target) -> Outcome:
                 if reply.response is not None:
                     reply.response.release()
                 outcome.close = None
+            elif getattr(watch, "failed", False) and outcome.error is None:
+                # The upstream's own terminal error event (Anthropic's ``event: error``) went out
+                # as bytes: the client's stream has ended properly; a second error would not.
+                outcome.error = GatewayError(
+                    ErrorKind.UPSTREAM, "upstream ended the stream with an error event"
+                )
             else:
                 broken = outcome.error or GatewayError(
                     ErrorKind.UPSTREAM, "upstream stream ended before completion"
                 )
                 outcome.error = broken
-                yield client.make_renderer(target.native_id).error(broken)
+                yield _relay_terminal(client, target.native_id, broken, first, last)
         finally:
             outcome.ended()
 
@@ -246,6 +262,68 @@ async def _singles(events: AsyncIterator[StreamEvent]) -> AsyncIterator[list[Str
             yield [event]
     finally:
         await _aclose(events)
+
+
+ARRAY_CT = "application/json"  # Gemini's streamGenerateContent without alt=sse
+_ARRAY_LIMIT = 1 << 20
+_RESPONSE_ID = re.compile(rb'"response":\{"id":"([^"]+)"')
+_SEQUENCE = re.compile(rb'"sequence_number":(\d+)')
+
+
+async def _first_array_element(
+    first: bytes, chunks: AsyncIterator[bytes], client: Dialect, backend: str
+) -> bytes:
+    """A JSON-array stream (``[{…}\r\n,{…}]``): read until its first element is whole, so
+    garbage or an error element fails the attempt before a byte reaches the client (SSE
+    streams get the same check from :func:`_stream_error_in`). Raises StopAsyncIteration when
+    the upstream ends first, :class:`GatewayError` when the element is garbage or an error."""
+    while True:
+        body = first.lstrip()
+        if not body.startswith(b"["):
+            break
+        body = body[1:]
+        cut = body.find(b"\n,")
+        whole = body[:cut] if cut >= 0 else None
+        if whole is None and body.rstrip().endswith(b"]"):
+            whole = body.rstrip()[:-1]
+        if whole is not None:
+            try:
+                orjson.loads(whole)
+            except orjson.JSONDecodeError:
+                raise GatewayError(
+                    ErrorKind.UPSTREAM,
+                    "upstream stream is not a JSON array of responses",
+                    backend=backend,
+                ) from None
+            if whole.lstrip().startswith(b'{"error"'):
+                err = client.parse_error(502, whole)
+                err.message = redact(err.message)
+                err.backend = backend
+                raise err
+            break
+        if len(first) > _ARRAY_LIMIT:
+            break
+        first += await anext(chunks)
+    return first
+
+
+def _relay_terminal(
+    client: Dialect, model: str, err: GatewayError, first: bytes, last: bytes
+) -> bytes:
+    """The terminal error event of a stream relayed as bytes. A fresh renderer would open the
+    stream again; this one continues it: Responses keeps the response id and the sequence
+    numbers (no second ``response.created``), a Gemini JSON array stays one array."""
+    renderer: Any = client.make_renderer(model)
+    if isinstance(getattr(renderer, "seq", None), int) and hasattr(renderer, "started"):
+        renderer.started = True
+        found = _RESPONSE_ID.search(first)
+        renderer.id = found.group(1).decode() if found else "resp_relaygate"
+        seqs = _SEQUENCE.findall(last) or _SEQUENCE.findall(first)
+        renderer.seq = int(seqs[-1]) + 1 if seqs else 0
+    data: bytes = renderer.error(err)
+    if client.CONTENT_TYPE_STREAM == ARRAY_CT and data.startswith(b"["):
+        data = b"\r\n," + data[1:]  # the relayed array is open: add the error as its last element
+    return data
 
 
 async def _aclose(iterator: AsyncIterator[Any]) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -17,11 +18,13 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from relaygate.canonical import MessageStop, TextDelta, UsageEvent
+from relaygate.canonical import GatewayError, MessageStop, TextDelta, Usage, UsageEvent
 from relaygate.config import pydantic_problems
 from relaygate.manager import ProviderError, ProviderManager, ProviderSpec, ProviderUpdate
 from relaygate.redact import redact
-from relaygate.server.envelope import fail, ok
+from relaygate.server.admin_calls import AdminCall
+from relaygate.server.admin_store import KeyBody, StoreEndpoints
+from relaygate.server.envelope import error_body, fail, ok
 
 if TYPE_CHECKING:
     from relaygate.server.app import RelayApp
@@ -83,6 +86,11 @@ class AdminAPI:
                 return await endpoint(request)
             except ProviderError as exc:
                 return _fail(exc.code, exc.message, exc.status)
+            except GatewayError as err:  # refused by limits, budgets or shutdown
+                headers = {}
+                if err.retry_after is not None:
+                    headers["retry-after"] = str(max(1, int(err.retry_after + 0.999)))
+                return Response(error_body(err), err.status, headers, media_type="application/json")
             except Exception as exc:
                 log.exception("admin API %s failed", request.url.path)
                 return _fail("INTERNAL_ERROR", f"internal error ({type(exc).__name__})", 500)
@@ -143,11 +151,32 @@ class AdminAPI:
     async def models_all(self, request: Request) -> Response:
         return _json(ok(await self.manager.list_all_models()))
 
+    async def _complete(
+        self, request: Request, messages: list[dict[str, Any]], **options: Any
+    ) -> dict[str, Any]:
+        """A non-streamed generation, observed like client traffic (ledger, limits, metrics)."""
+        backend, native, prepared = self.manager.prepare(messages, **options)
+        call = AdminCall(self.app, request, backend, native, stream=False)
+        await call.begin()
+        started = time.monotonic()
+        try:
+            response = await self.manager.complete(backend, native, prepared)
+        except ProviderError as exc:
+            call.end(exc.status, Usage(), exc.message)
+            raise
+        except BaseException as exc:
+            call.end(500, Usage(), f"internal: {type(exc).__name__}")
+            raise
+        call.first_token()
+        call.end(200, response.usage)
+        return self.manager.summary(backend, native, response, started)
+
     async def test_provider(self, request: Request) -> Response:
         name = request.path_params["name"]
         self.manager.get(name)
         body = await self.body(request, TestBody)
-        result = await self.manager.chat(
+        result = await self._complete(
+            request,
             [{"role": "user", "content": body.prompt}],
             provider=name,
             model=body.model,
@@ -157,31 +186,32 @@ class AdminAPI:
 
     async def generate(self, request: Request) -> Response:
         body = await self.body(request, GenerateBody)
-        if not body.stream:
-            result = await self.manager.chat(
-                body.as_messages(),
-                provider=body.provider,
-                model=body.model,
-                max_tokens=body.max_tokens,
-                temperature=body.temperature,
-            )
-            return _json(ok(result))
-        backend, events = self.manager.stream(
-            body.as_messages(),
+        options: dict[str, Any] = dict(
             provider=body.provider,
             model=body.model,
             max_tokens=body.max_tokens,
             temperature=body.temperature,
         )
+        if not body.stream:
+            return _json(ok(await self._complete(request, body.as_messages(), **options)))
+        backend, native, prepared = self.manager.prepare(body.as_messages(), **options)
+        call = AdminCall(self.app, request, backend, native, stream=True)
+        await call.begin()
+        events = self.manager.open_stream(backend, native, prepared)
 
         async def sse() -> AsyncIterator[bytes]:
             usage: dict[str, int] = {}
+            counted = Usage()
+            # Unless the stream reaches its end, the client went away.
+            status: int = 499
+            error: str | None = "client disconnected"
             try:
                 async for event in events:
                     if isinstance(event, TextDelta):
+                        call.first_token()
                         yield b"data: " + ok({"content": event.text}) + b"\n\n"
                     elif isinstance(event, UsageEvent):
-                        u = event.usage
+                        counted = u = event.usage
                         usage = {
                             "prompt_tokens": u.input_tokens,
                             "completion_tokens": u.output_tokens,
@@ -190,13 +220,16 @@ class AdminAPI:
                     elif isinstance(event, MessageStop):
                         break
                     elif getattr(event, "kind", "") == "error":
-                        message = redact(getattr(event, "error").message)  # noqa: B009
-                        yield b"data: " + fail("GENERATION_ERROR", message) + b"\n\n"
+                        status, error = 502, redact(getattr(event, "error").message)  # noqa: B009
+                        yield b"data: " + fail("GENERATION_ERROR", error) + b"\n\n"
                         return
+                status, error = 200, None
             except Exception as exc:
-                message = redact(getattr(exc, "message", type(exc).__name__))
-                yield b"data: " + fail("GENERATION_ERROR", f"{backend.id}: {message}") + b"\n\n"
+                status, error = 502, redact(getattr(exc, "message", type(exc).__name__))
+                yield b"data: " + fail("GENERATION_ERROR", f"{backend.id}: {error}") + b"\n\n"
                 return
+            finally:
+                call.end(status, counted, error)
             yield b"data: " + ok({"done": True, "provider": backend.id, "usage": usage}) + b"\n\n"
 
         return StreamingResponse(sse(), media_type="text/event-stream")
@@ -237,6 +270,15 @@ _ENDPOINTS: list[tuple[str, str, str, type[BaseModel] | None]] = [
     ("post", "/api/providers/{name}/test", "Test a provider with a small generation", TestBody),
     ("post", "/api/generate", "Generate text (prompt or messages)", GenerateBody),
     ("post", "/api/config/reload", "Validate and swap in the config file", None),
+    ("get", "/api/keys", "List virtual keys (never their secrets)", None),
+    ("post", "/api/keys", "Create a virtual key (shown once)", KeyBody),
+    ("delete", "/api/keys/{key_id}", "Revoke a virtual key", None),
+    (
+        "get",
+        "/api/usage/summary",
+        "Usage ledger summary (?by=backend|model|route|key_id&hours=N)",
+        None,
+    ),
 ]
 
 
@@ -290,10 +332,11 @@ def openapi_document() -> dict[str, Any]:
                 },
             },
         }
-        if "{name}" in path:
-            op["parameters"] = [
-                {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
-            ]
+        for param in ("name", "key_id"):
+            if "{" + param + "}" in path:
+                op["parameters"] = [
+                    {"name": param, "in": "path", "required": True, "schema": {"type": "string"}}
+                ]
         if model is not None:
             schemas[model.__name__] = model.model_json_schema(by_alias=True)
             op["requestBody"] = {
@@ -325,7 +368,9 @@ def install(app: RelayApp) -> None:
         loop_guard=lambda: str(app.loop_guard),
     )
     app.state["providers"] = manager
-    app.routes.extend(AdminAPI(app, manager).routes())
+    api = AdminAPI(app, manager)
+    app.routes.extend(api.routes())
+    app.routes.extend(StoreEndpoints(api).routes())
 
     async def start(app: RelayApp) -> None:
         await manager.load()

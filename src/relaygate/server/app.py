@@ -50,6 +50,14 @@ EXTRA_ROUTES: list[Callable[[RelayApp], list[Any]]] = []
 LIFECYCLE: list[Callable[[RelayApp], Any]] = []
 
 
+SHUTTING_DOWN = GatewayError(
+    ErrorKind.UNAVAILABLE,
+    "relaygate is shutting down and takes no new requests; retry on another instance.",
+    status=503,
+    retry_after=1.0,
+)
+
+
 def add_route(method: str, path: str, handler: Handler) -> None:
     HOT_ROUTES[(method, path)] = handler
 
@@ -131,6 +139,9 @@ class RelayApp:
                         handler = candidate
                         break
             if handler is not None:
+                if not self.accepting:  # draining for shutdown: in-flight streams finish
+                    await send_error(send, scope["path"], SHUTTING_DOWN, _request_id_header(scope))
+                    return
                 self.in_flight += 1
                 try:
                     await handler(self, scope, receive, send)
@@ -172,8 +183,12 @@ class RelayApp:
         if self.tune_gc:
             tune_gc()
 
-    async def shutdown(self) -> None:
+    def drain(self) -> None:
+        """Stop taking generation requests (503 in the client's dialect); in-flight ones go on."""
         self.accepting = False
+
+    async def shutdown(self) -> None:
+        self.drain()
         grace = self.gateway.config.server.shutdown_grace_seconds
         deadline = time.monotonic() + grace
         while self.in_flight and time.monotonic() < deadline:
@@ -201,6 +216,8 @@ class RelayApp:
         status = "ok"
         if any(b.get("breaker") == "open" for b in backends.values()):
             status = "degraded"
+        if not self.accepting:  # load balancers take a draining instance out of rotation
+            return JSONResponse({"status": "draining", "backends": backends}, 503)
         return JSONResponse({"status": status, "backends": backends})
 
     async def status(self, request: StarletteRequest) -> Response:
@@ -302,11 +319,13 @@ __all__ = [
 # routes, lifecycle work or response headers. Missing modules are skipped.
 SUBSYSTEMS = [
     "relaygate.server.dialect_routes",
+    "relaygate.server.embeddings",
     "relaygate.server.responses_state",
     "relaygate.routing.health",
     "relaygate.store.install",
     "relaygate.limits",
     "relaygate.server.metrics",
+    "relaygate.server.tracing",
     "relaygate.server.admin",
     "relaygate.server.dashboard",
     "relaygate.server.reload",

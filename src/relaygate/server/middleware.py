@@ -278,7 +278,7 @@ def wrap(inner: Any, config: Config) -> ASGIApp:
         inner,
         enabled=auth.enabled,
         master_key=master,
-        public_paths=auth.public_paths,
+        public_paths=[*auth.public_paths, *inner.state.get("public_paths", ())],
         loop_guard=lambda: str(inner.loop_guard),
         verifier=verifier,
     )

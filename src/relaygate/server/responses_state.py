@@ -27,15 +27,17 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import orjson
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.requests import Request as StarletteRequest
 from starlette.responses import Response as StarletteResponse
 from starlette.routing import Route
 
 from relaygate import dialects
 from relaygate.canonical import ErrorKind, GatewayError
+from relaygate.config import Config, pydantic_problems
 from relaygate.dialects.sse import SSEDecoder
 from relaygate.server.http import Message, Receive, Scope, Send
 from relaygate.server.pipeline import RequestInfo, generate
@@ -172,23 +174,34 @@ class SqliteStore:
         self._db.close()
 
 
+class ResponsesConfig(BaseModel):
+    """The ``responses:`` section of relaygate.yaml."""
+
+    model_config = ConfigDict(extra="forbid")
+    store: Literal["memory", "sqlite"] = "memory"
+    ttl_seconds: float = Field(DEFAULT_TTL, gt=0)
+    max_entries: int = Field(DEFAULT_MAX_ENTRIES, ge=1)
+    path: str = Field("relaygate-responses.db", min_length=1)
+
+
+def problems(config: Config) -> list[str]:
+    """The ``responses:`` section's problems, one line each."""
+    try:
+        ResponsesConfig.model_validate(config.responses)
+    except ValidationError as exc:
+        return pydantic_problems(exc, config.responses, "responses")
+    return []
+
+
 def store_from_config(section: dict[str, Any]) -> ConversationStore:
-    """Build the store from the ``responses:`` config section (validated here, by field)."""
-    kind = section.get("store", "memory")
-    ttl = section.get("ttl_seconds", DEFAULT_TTL)
-    if not isinstance(ttl, int | float) or isinstance(ttl, bool) or ttl <= 0:
-        raise ValueError("responses.ttl_seconds: must be a positive number of seconds")
-    if kind == "memory":
-        size = section.get("max_entries", DEFAULT_MAX_ENTRIES)
-        if not isinstance(size, int) or isinstance(size, bool) or size < 1:
-            raise ValueError("responses.max_entries: must be a positive integer")
-        return MemoryStore(ttl=float(ttl), max_entries=size)
-    if kind == "sqlite":
-        path = section.get("path", "relaygate-responses.db")
-        if not isinstance(path, str) or not path:
-            raise ValueError("responses.path: must be a file path")
-        return SqliteStore(path, ttl=float(ttl))
-    raise ValueError(f"responses.store: {kind!r} is not a store — use 'memory' or 'sqlite'")
+    """Build the store from the ``responses:`` config section; ValueError names the field."""
+    try:
+        cfg = ResponsesConfig.model_validate(section)
+    except ValidationError as exc:
+        raise ValueError("; ".join(pydantic_problems(exc, section, "responses"))) from None
+    if cfg.store == "sqlite":
+        return SqliteStore(cfg.path, ttl=cfg.ttl_seconds)
+    return MemoryStore(ttl=cfg.ttl_seconds, max_entries=cfg.max_entries)
 
 
 # --------------------------------------------------------------------------- the request path

@@ -40,7 +40,7 @@ class PriceSource:
 
 def install(app: RelayApp) -> None:
     config = app.gateway.config
-    problems = prices.problems(config.prices)
+    problems = prices.problems(config)
     if problems:
         from relaygate.config import ConfigError
 

@@ -17,7 +17,6 @@ wire ``input_tokens`` is what is left after ``cache_read_tokens`` and ``cache_wr
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 
@@ -273,8 +272,7 @@ class AnthropicEmulator(Emulator):
             return await self.stream_events(
                 request, events, reply=reply, cut_after=fault.cut_after if fault else None
             )
-        if reply.first_delay:
-            await asyncio.sleep(reply.first_delay)
+        await self.first_byte_delay(reply)  # a client that gives up counts as a disconnect
         return web.json_response(
             {
                 "id": ident,

@@ -20,7 +20,6 @@ last text part (streamed: an empty text part of the final chunk).
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 
@@ -316,8 +315,7 @@ class GeminiEmulator(Emulator):
                 cut_after=fault.cut_after if fault else None,
                 content_type="text/event-stream" if sse else "application/json",
             )
-        if reply.first_delay:
-            await asyncio.sleep(reply.first_delay)
+        await self.first_byte_delay(reply)  # a client that gives up counts as a disconnect
         parts: list[dict[str, Any]] = []
         if reply.thinking:
             parts.append({"text": reply.thinking, "thought": True})

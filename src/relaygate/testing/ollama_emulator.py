@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -125,8 +124,7 @@ class OllamaEmulator(Emulator):
             "eval_duration": 800_000,
         }
         if body.get("stream", True) is False:
-            if reply.first_delay:
-                await asyncio.sleep(reply.first_delay)
+            await self.first_byte_delay(reply)  # a client that gives up counts as a disconnect
             message: dict[str, Any] = {"role": "assistant", "content": text}
             if reply.thinking:
                 message["thinking"] = reply.thinking

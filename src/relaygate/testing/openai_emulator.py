@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from typing import Any
@@ -60,6 +59,7 @@ class OpenAIEmulator(Emulator):
         for p in {self.prefix, ""}:
             app.router.add_post(f"{p}/chat/completions", self.chat)
             app.router.add_get(f"{p}/models", self.list_models)
+            app.router.add_post(f"{p}/embeddings", self.embeddings)
 
     # ------------------------------------------------------------------ helpers
 
@@ -123,6 +123,43 @@ class OpenAIEmulator(Emulator):
                 "rejected_prediction_tokens": 0,
             },
         }
+
+    async def embeddings(self, request: web.Request) -> web.Response:
+        """Deterministic vectors (from the text's bytes), in OpenAI's list shape."""
+        denied = self._auth_error(request)
+        if denied is not None:
+            return denied
+        try:
+            body = await request.json()
+        except ValueError:
+            return web.json_response(
+                openai_error(400, "We could not parse the JSON body of your request."), status=400
+            )
+        item = self.next_item()
+        if isinstance(item, Fault) and item.status is not None:
+            return web.json_response(openai_error(item.status, item.message), status=item.status)
+        inputs = body.get("input")
+        texts = [inputs] if isinstance(inputs, str) else [str(x) for x in inputs or []]
+        dims = int(body.get("dimensions") or 8)
+        data = []
+        for i, text in enumerate(texts):
+            raw = (text.encode() or b"\0") * (dims // max(1, len(text.encode())) + 1)
+            data.append(
+                {
+                    "object": "embedding",
+                    "index": i,
+                    "embedding": [round(b / 255, 6) for b in raw[:dims]],
+                }
+            )
+        tokens = sum(max(1, len(t) // 4) for t in texts)
+        return web.json_response(
+            {
+                "object": "list",
+                "data": data,
+                "model": body.get("model"),
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+            }
+        )
 
     # ------------------------------------------------------------------ the endpoint
 
@@ -189,8 +226,7 @@ class OpenAIEmulator(Emulator):
             return await self.stream_events(
                 request, events, reply=reply, cut_after=fault.cut_after if fault else None
             )
-        if reply.first_delay:
-            await asyncio.sleep(reply.first_delay)
+        await self.first_byte_delay(reply)  # a client that gives up counts as a disconnect
         message: dict[str, Any] = {
             "role": "assistant",
             "content": text or None,

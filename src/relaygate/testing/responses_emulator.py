@@ -18,7 +18,6 @@ Written from the wire format alone; it never imports :mod:`relaygate.dialects`.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from typing import Any
@@ -312,8 +311,7 @@ class ResponsesEmulator(Emulator):
             return await self.stream_events(
                 request, events, reply=reply, cut_after=fault.cut_after if fault else None
             )
-        if reply.first_delay:
-            await asyncio.sleep(reply.first_delay)
+        await self.first_byte_delay(reply)  # a client that gives up counts as a disconnect
         return web.json_response(final)
 
     @staticmethod
