@@ -82,7 +82,7 @@ def serve(
         os.environ.setdefault("RELAYGATE_LOOP_GUARD", os.urandom(16).hex())
         uvicorn.run("relaygate.server.factory:create_app", factory=True, workers=workers, **common)  # type: ignore[arg-type]
         return
-    asgi, inner = build_asgi(gateway)
+    asgi, inner = build_asgi(gateway, server=True)
 
     class Server(uvicorn.Server):
         def handle_exit(self, sig: int, frame: Any) -> None:

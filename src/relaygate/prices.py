@@ -12,7 +12,7 @@ longest price key its native id starts with (dated snapshots such as ``gpt-4o-mi
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
@@ -56,6 +56,11 @@ def _defaults() -> dict[str, ModelPrice]:
 @dataclass(slots=True)
 class PriceTable:
     models: dict[str, ModelPrice]
+    # lookup() results: an unknown model costs a scan of every name for a prefix match, and
+    # the ledger and the cost header look a model up on every request.
+    _found: dict[tuple[str | None, str | None], ModelPrice | None] = field(
+        default_factory=dict, repr=False, compare=False
+    )
 
     @classmethod
     def from_config(cls, section: dict[str, Any]) -> PriceTable:
@@ -65,6 +70,18 @@ class PriceTable:
         return cls(models)
 
     def lookup(self, selector: str | None, native_id: str | None = None) -> ModelPrice | None:
+        key = (selector, native_id)
+        try:
+            return self._found[key]
+        except KeyError:
+            pass
+        price = self._lookup(selector, native_id)
+        if len(self._found) >= 4096:  # selectors come from the config; bound it all the same
+            self._found.clear()
+        self._found[key] = price
+        return price
+
+    def _lookup(self, selector: str | None, native_id: str | None) -> ModelPrice | None:
         for name in (selector, native_id):
             if name and name in self.models:
                 return self.models[name]

@@ -151,3 +151,40 @@ async def test_mock_transport_records_and_answers() -> None:
     sync = MockTransport(lambda *_: MockReply(404, b"nope"))
     assert (await sync.send("GET", "u", headers={}, body=None, timeouts=FAST)).status == 404
     assert seen == ["http://x/y"]
+
+
+async def test_upstream_cookies_never_reach_another_request() -> None:
+    """One pooled session serves every client: a cookie set for one must not ride on the next."""
+    from aiohttp import web
+
+    seen: list[str | None] = []
+
+    async def handler(request: web.Request) -> web.Response:
+        seen.append(request.headers.get("Cookie"))
+        response = web.json_response({"ok": True})
+        response.set_cookie("session", "client-a-secret")
+        return response
+
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    transport = AiohttpTransport()
+    try:
+        for _ in range(2):
+            resp = await transport.send(
+                "POST",
+                f"http://localhost:{port}/v1/chat/completions",  # cookies are kept for names
+                headers={"Content-Type": "application/json"},
+                body=BODY,
+                timeouts=FAST,
+            )
+            assert resp.status == 200
+            await resp.read()
+    finally:
+        await transport.aclose()
+        await runner.cleanup()
+    assert seen == [None, None]

@@ -12,9 +12,10 @@ Backends with no wire dialect of their own (CLI agents, the in-process model) se
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -272,6 +273,8 @@ class HttpBackend:
     def timeouts(self, ctx: CallContext) -> Timeouts:
         t = self.options.timeouts
         base = ctx.timeouts
+        if t.connect is None and t.first_token is None and t.total is None:
+            return base
         return Timeouts(
             connect=t.connect or base.connect,
             first_token=t.first_token or base.first_token,
@@ -374,6 +377,16 @@ class HttpBackend:
     async def stream(
         self, request: Request, native_model: str, ctx: CallContext
     ) -> AsyncIterator[StreamEvent]:
+        async with contextlib.aclosing(self.stream_batches(request, native_model, ctx)) as batches:
+            async for batch in batches:
+                for event in batch:
+                    yield event
+
+    async def stream_batches(
+        self, request: Request, native_model: str, ctx: CallContext
+    ) -> AsyncGenerator[list[StreamEvent], None]:
+        """:meth:`stream`, one list per upstream read: what arrived together can be rendered
+        and sent to the client in one write (the translated relay uses this)."""
         assert self.wire is not None
         request.stream = True
         body = self.build_body(request, native_model)
@@ -385,20 +398,25 @@ class HttpBackend:
         finished = False
         try:
             async for chunk in resp.iter_chunks():
+                batch: list[StreamEvent] = []
                 for sse in decoder.feed(chunk):
                     for event in parser.feed(sse):
+                        batch.append(event)
                         if isinstance(event, ErrorEvent):
                             event.error.backend = self.id
                             event.error.message = redact(event.error.message)
                             finished = True
-                        yield event
-                        if finished:
-                            return
-            for sse in decoder.flush():
-                for event in parser.feed(sse):
-                    yield event
-            for event in parser.finish():
-                yield event
+                            break
+                    if finished:
+                        break
+                if batch:
+                    yield batch
+                if finished:
+                    return
+            tail = [event for sse in decoder.flush() for event in parser.feed(sse)]
+            tail.extend(parser.finish())
+            if tail:
+                yield tail
             finished = True
         finally:
             if finished:

@@ -7,6 +7,7 @@ Backends never touch aiohttp directly; they get a :class:`Transport`. The defaul
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
@@ -97,6 +98,16 @@ class _AiohttpResponse:
         self._resp.release()
 
 
+@functools.lru_cache(maxsize=256)
+def _client_timeout(timeouts: Timeouts) -> aiohttp.ClientTimeout:
+    return aiohttp.ClientTimeout(
+        total=timeouts.total,
+        connect=timeouts.connect,
+        sock_connect=timeouts.connect,
+        sock_read=timeouts.first_token,
+    )
+
+
 def connection_lost(exc: BaseException) -> GatewayError:
     return GatewayError(ErrorKind.UPSTREAM, f"upstream connection lost: {type(exc).__name__}")
 
@@ -121,7 +132,12 @@ class AiohttpTransport:
                 enable_cleanup_closed=True,
             )
             self._session = aiohttp.ClientSession(
-                connector=connector, auto_decompress=True, skip_auto_headers=("User-Agent",)
+                connector=connector,
+                auto_decompress=True,
+                skip_auto_headers=("User-Agent",),
+                # One session serves every client: a cookie an upstream sets for one request
+                # must not ride along on another client's (and a jar costs work per request).
+                cookie_jar=aiohttp.DummyCookieJar(),
             )
         return self._session
 
@@ -143,19 +159,18 @@ class AiohttpTransport:
         body: bytes | None,
         timeouts: Timeouts,
     ) -> UpstreamResponse:
-        timeout = aiohttp.ClientTimeout(
-            total=timeouts.total, sock_connect=timeouts.connect, sock_read=timeouts.first_token
-        )
+        # aiohttp enforces all three: connect (pool + DNS + TCP), the wait for the headers
+        # and every later read (sock_read), and the whole exchange (total). No asyncio.timeout
+        # on top: it cost a timer handle and a context manager per request for nothing.
         try:
-            async with asyncio.timeout(timeouts.first_token + timeouts.connect):
-                resp = await self._get_session().request(
-                    method,
-                    url,
-                    data=body,
-                    headers=dict(headers),
-                    timeout=timeout,
-                    allow_redirects=False,
-                )
+            resp = await self._get_session().request(
+                method,
+                url,
+                data=body,
+                headers=headers,
+                timeout=_client_timeout(timeouts),
+                allow_redirects=False,
+            )
         except aiohttp.ClientConnectorError as exc:
             raise GatewayError(
                 ErrorKind.UNAVAILABLE, f"cannot connect to upstream: {exc.os_error.strerror or exc}"

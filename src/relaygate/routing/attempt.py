@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from relaygate.backends.base import CallContext
+from relaygate.backends.base import CallContext, HttpBackend
 from relaygate.canonical import (
     ErrorEvent,
     ErrorKind,
@@ -52,9 +52,17 @@ class Outcome:
     # stream: the chunk just relayed ends the client's stream (the upstream's terminal event),
     # so it can go out with the end of the response in one write.
     final: bool = False
+    # stream: called once when the relay of ``chunks`` ends (exhausted or closed) — what a
+    # wrapping generator would do, without one more generator step per chunk.
+    on_end: Callable[[], None] | None = None
 
     def is_final(self) -> bool:
         return self.final
+
+    def ended(self) -> None:
+        on_end, self.on_end = self.on_end, None
+        if on_end is not None:
+            on_end()
 
     async def aclose(self) -> None:
         if self.close is not None:
@@ -92,17 +100,25 @@ def _stream_error_in(first: bytes, client: Dialect) -> GatewayError | None:
             err.message
         )
         return err
-    events = SSEDecoder().feed(first)
-    if b"error" not in first:
+    if b"error" in first:
+        events = SSEDecoder().feed(first)
+    else:
         # Every dialect's error event says "error"; without it only a garbled first event can
-        # be wrong, so the rest of the chunk (often the whole stream) is not parsed twice.
-        events = events[:1]
+        # be wrong, so the rest of the chunk (often the whole stream) is neither decoded nor
+        # parsed twice.
+        events = SSEDecoder().feed(_first_event(first))[:1]
     parser = client.make_parser()
     for sse in events:
         for event in parser.feed(sse):
             if isinstance(event, ErrorEvent):
                 return event.error
     return None
+
+
+def _first_event(chunk: bytes) -> bytes:
+    """``chunk`` up to the end of its first SSE event (all of it when that end is not there)."""
+    ends = [i + n for i, n in ((chunk.find(b"\n\n"), 2), (chunk.find(b"\r\n\r\n"), 4)) if i >= 0]
+    return chunk[: min(ends)] if ends else chunk
 
 
 async def open_attempt(call: Call, target: Target) -> Outcome:
@@ -195,39 +211,60 @@ async def _open_raw(call: Call, target: Target) -> Outcome:
     async def relay() -> AsyncIterator[bytes]:
         last = first  # only read when the stream breaks (see _relay_terminal)
         try:
-            watch.feed(first)
-            outcome.final = watch.complete
-            yield _strip(first) if strip_usage else first
-            async for chunk in chunks:
-                last = chunk
-                watch.feed(chunk)
+            try:
+                watch.feed(first)
                 outcome.final = watch.complete
-                yield _strip(chunk) if strip_usage else chunk
-        except GatewayError as err:
-            outcome.error = err
-        if watch.complete:
-            outcome.completed = True
-            if reply.response is not None:
-                reply.response.release()
-            outcome.close = None
-        elif watch.error is not None and outcome.error is None:
-            # The upstream's own terminal error event went out as bytes: the client's stream
-            # has ended properly (a second error would not), and the request failed.
-            watch.error.message = redact(watch.error.message)
-            watch.error.backend = target.backend.id
-            outcome.error = watch.error
-            owed: bytes = getattr(watch, "owed", b"")
-            if owed:
-                yield owed
-        else:
-            broken = outcome.error or GatewayError(
-                ErrorKind.UPSTREAM, "upstream stream ended before completion"
-            )
-            outcome.error = broken
-            yield _relay_terminal(client, target.native_id, broken, first, last)
+                yield _strip(first) if strip_usage else first
+                async for chunk in chunks:
+                    last = chunk
+                    watch.feed(chunk)
+                    outcome.final = watch.complete
+                    yield _strip(chunk) if strip_usage else chunk
+            except GatewayError as err:
+                outcome.error = err
+            if watch.complete:
+                outcome.completed = True
+                if reply.response is not None:
+                    reply.response.release()
+                outcome.close = None
+            elif watch.error is not None and outcome.error is None:
+                # The upstream's own terminal error event went out as bytes: the client's
+                # stream has ended properly (a second error would not), and the request failed.
+                watch.error.message = redact(watch.error.message)
+                watch.error.backend = target.backend.id
+                outcome.error = watch.error
+                owed: bytes = getattr(watch, "owed", b"")
+                if owed:
+                    yield owed
+            else:
+                broken = outcome.error or GatewayError(
+                    ErrorKind.UPSTREAM, "upstream stream ended before completion"
+                )
+                outcome.error = broken
+                yield _relay_terminal(client, target.native_id, broken, first, last)
+        finally:
+            outcome.ended()
 
     outcome.chunks = relay()
     return outcome
+
+
+def _event_batches(
+    backend: Any, request: Request, native_model: str, ctx: CallContext
+) -> AsyncIterator[list[StreamEvent]]:
+    """The backend's stream as lists of events that arrived together: HTTP backends know
+    (:meth:`HttpBackend.stream_batches`); any other stream is one event per list."""
+    if type(backend).stream is HttpBackend.stream:
+        return backend.stream_batches(request, native_model, ctx)  # type: ignore[no-any-return]
+    return _singles(backend.stream(request, native_model, ctx))
+
+
+async def _singles(events: AsyncIterator[StreamEvent]) -> AsyncIterator[list[StreamEvent]]:
+    try:
+        async for event in events:
+            yield [event]
+    finally:
+        await _aclose(events)
 
 
 ARRAY_CT = "application/json"  # Gemini's streamGenerateContent without alt=sse
@@ -321,66 +358,88 @@ async def _open_translated(call: Call, target: Target) -> Outcome:
             completed=True,
             render=client.render_response,
         )
-    events = backend.stream(request, target.native_id, call.ctx)
+    batches = _event_batches(backend, request, target.native_id, call.ctx)
     kwargs: dict[str, Any] = {}
     if client.NAME == "openai-chat":
         kwargs["include_usage"] = call.include_usage
     renderer: Any = client.make_renderer(target.native_id, **kwargs)
     usage = Usage()
+    completed = False
+
+    def render(batch: list[StreamEvent]) -> tuple[bytes, GatewayError | None]:
+        """Client bytes for events that arrived together (one write, not one per event), and
+        the error event that ends the stream, if one came."""
+        nonlocal completed
+        parts: list[bytes] = []
+        for event in batch:
+            if isinstance(event, ErrorEvent):
+                return b"".join(parts), event.error
+            if isinstance(event, UsageEvent):
+                usage.merge(event.usage)
+            elif isinstance(event, MessageStart):
+                if event.usage is not None:
+                    usage.merge(event.usage)
+            elif event.kind == "message_stop":
+                completed = True
+            data = renderer.feed(event)
+            if data:
+                parts.append(data)
+        return (parts[0] if len(parts) == 1 else b"".join(parts)), None
+
     first = b""
-    pending: list[StreamEvent] = []
+    early: GatewayError | None = None  # an error event right after the first bytes
     try:
         async with asyncio.timeout(call.ctx.timeouts.first_token):
             while not first:
-                event = await anext(events)
-                if isinstance(event, ErrorEvent):
-                    event.error.backend = event.error.backend or backend.id
-                    raise event.error
-                if isinstance(event, UsageEvent | MessageStart) and event.usage is not None:
-                    usage.merge(event.usage)
-                pending.append(event)
-                first = renderer.feed(event)
+                first, early = render(await anext(batches))
+                if early is not None and not first:
+                    early.backend = early.backend or backend.id
+                    raise early
     except StopAsyncIteration:
-        await _aclose(events)
+        await _aclose(batches)
         raise GatewayError(
             ErrorKind.UPSTREAM, "upstream closed the stream before any event", backend=backend.id
         ) from None
     except TimeoutError:
-        await _aclose(events)
+        await _aclose(batches)
         raise GatewayError(
             ErrorKind.TIMEOUT, "upstream sent no first token in time", backend=backend.id
         ) from None
     except BaseException:
-        await _aclose(events)
+        await _aclose(batches)
         raise
 
     outcome = Outcome(
-        target, 200, usage=usage, first_token_at=time.monotonic(), close=lambda: _aclose(events)
-    )  # type: ignore[attr-defined]
+        target, 200, usage=usage, first_token_at=time.monotonic(), close=lambda: _aclose(batches)
+    )
 
     async def relay() -> AsyncIterator[bytes]:
-        yield first
         try:
-            async for event in events:
-                if isinstance(event, ErrorEvent):
-                    outcome.error = event.error
-                    yield renderer.error(event.error)
-                    return
-                if isinstance(event, UsageEvent):
-                    usage.merge(event.usage)
-                elif event.kind == "message_stop":
-                    outcome.completed = True
-                data = renderer.feed(event)
-                if data:
-                    yield data
-        except GatewayError as err:
-            outcome.error = err
-            yield renderer.error(err)
-            return
-        if not outcome.completed:
-            broken = GatewayError(ErrorKind.UPSTREAM, "upstream stream ended before completion")
-            outcome.error = broken
-            yield renderer.error(broken)
+            if early is not None:
+                outcome.error = early
+                yield first + renderer.error(early)
+                return
+            yield first
+            try:
+                async for batch in batches:
+                    data, err = render(batch)
+                    if err is not None:
+                        outcome.error = err
+                        yield data + renderer.error(err)
+                        return
+                    if data:
+                        yield data
+            except GatewayError as err:
+                outcome.error = err
+                yield renderer.error(err)
+                return
+            outcome.completed = completed
+            if not completed:
+                broken = GatewayError(ErrorKind.UPSTREAM, "upstream stream ended before completion")
+                outcome.error = broken
+                yield renderer.error(broken)
+        finally:
+            outcome.ended()
 
     outcome.chunks = relay()
     return outcome

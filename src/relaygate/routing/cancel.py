@@ -1,21 +1,21 @@
-"""Client disconnect before the first byte: stop every in-flight attempt.
+"""Client disconnects: stop the request's work at once.
 
-Strategies wait on upstreams before anything is sent to the client; if the client leaves
-meanwhile, :func:`unless_disconnected` cancels the strategy, whose concurrent attempts are
-cancelled in turn (each aborting its upstream connection). Once the body has been read, the
-only message ASGI servers deliver on ``receive`` is ``http.disconnect``, so watching it is safe.
+One :class:`DisconnectWatch` per request waits on ``receive`` for ``http.disconnect`` (once the
+body has been read, that is the only message ASGI servers deliver there). While it is *armed*
+— strategies waiting on upstreams before the first byte, then the relay of a stream — a
+disconnect cancels the request's own task, which cancels every in-flight attempt in turn (each
+aborting its upstream connection). One task per request, instead of a task for the strategy,
+one for the watcher and a third for the stream.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import Awaitable, Callable, Coroutine, MutableMapping
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
 
 from relaygate.canonical import ErrorKind, GatewayError
 
-T = TypeVar("T")
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 
 
@@ -25,29 +25,65 @@ def client_gone() -> GatewayError:
     )
 
 
-async def unless_disconnected(receive: Receive, work: Coroutine[Any, Any, T]) -> T:
-    task = asyncio.ensure_future(work)
+class DisconnectWatch:
+    """Watches ``receive`` for the request running in the current task.
 
-    async def watch() -> None:
+    ``gone`` turns true when the client leaves; ``fired`` when that cancelled the task (it was
+    armed). :meth:`disarm` withdraws that cancellation once it has been handled, so the task
+    carries on (to record the request, close the upstream…). Example::
+
+        watch = DisconnectWatch(receive)
+        watch.arm()
+        try:
+            result = await work()
+        except asyncio.CancelledError:
+            if not watch.fired:
+                raise
+        finally:
+            watch.disarm()
+        if watch.gone:
+            ...  # the client left
+        ...  # respond
+        watch.close(responded=True)
+    """
+
+    __slots__ = ("_owner", "_task", "armed", "fired", "gone")
+
+    def __init__(self, receive: Receive) -> None:
+        self.gone = False
+        self.armed = False
+        self.fired = False
+        owner = asyncio.current_task()
+        assert owner is not None
+        self._owner = owner
+        self._task = asyncio.get_running_loop().create_task(self._watch(receive))
+
+    async def _watch(self, receive: Receive) -> None:
         while True:
             message = await receive()
             if message.get("type") == "http.disconnect":
+                self.gone = True
+                if self.armed:
+                    self.fired = True
+                    self._owner.cancel()
                 return
 
-    watcher = asyncio.ensure_future(watch())
-    try:
-        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
-    except BaseException:
-        task.cancel()
-        raise
-    finally:
-        if not watcher.done():
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
-    if task.done():
-        return task.result()
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError, GatewayError):
-        await task
-    raise client_gone()
+    def arm(self) -> None:
+        self.armed = True
+
+    def disarm(self) -> None:
+        """No more cancelling; a cancellation this watch made is withdrawn from the task's
+        count (it has been delivered: the task only runs again after it is)."""
+        self.armed = False
+        if self.fired:
+            self.fired = False
+            self._owner.uncancel()
+
+    def close(self, responded: bool) -> None:
+        """The request is over. Once a response has been sent, ``receive`` reports
+        ``http.disconnect`` (ASGI), so the watcher ends by itself: cancelling it would only
+        make a CancelledError whose traceback ties the task, its frames and the server's
+        request cycle into garbage that only the cycle collector frees."""
+        self.armed = False
+        if not responded and not self._task.done():
+            self._task.cancel()

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -154,19 +154,18 @@ def _track(outcome: Outcome, stats: BackendStats, state: RoutingState, target: T
             if outcome.error is not None and counts_against(outcome.error):
                 state.breaker(target.backend.id).failure()
 
-    inner = outcome.chunks
-    if inner is None:
+    if outcome.chunks is None:
         finish()
         return
+    # The relay calls ``ended`` when it stops (attempt.py); chaining keeps an earlier hook.
+    previous = outcome.on_end
 
-    async def chunks() -> AsyncIterator[bytes]:
-        try:
-            async for chunk in inner:
-                yield chunk
-        finally:
-            finish()
+    def on_end() -> None:
+        finish()
+        if previous is not None:
+            previous()
 
-    outcome.chunks = chunks()
+    outcome.on_end = on_end if previous is not None else finish
     close = outcome.close
 
     def closing() -> Any:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import time
@@ -86,6 +87,7 @@ class RelayApp:
         for contribute in EXTRA_ROUTES:
             self.routes.extend(contribute(self))
         self._fallback: Starlette | None = None
+        self.tune_gc = False  # set by the server entry points (see :func:`tune_gc`)
 
     @property
     def fallback(self) -> Starlette:
@@ -120,6 +122,8 @@ class RelayApp:
         return Response(body, status_code=status, media_type="application/json")
 
     def swap(self, gateway: Gateway) -> None:
+        # The old gateway's cycles may be frozen (see :func:`tune_gc`): let the collector see them.
+        gc.unfreeze()
         self.gateway = gateway
         self.pm = gateway.pm
         self.hooks_active = _has_request_hooks(gateway)
@@ -176,6 +180,8 @@ class RelayApp:
             result = hook(self)
             if asyncio.iscoroutine(result):
                 await result
+        if self.tune_gc:
+            tune_gc()
 
     def drain(self) -> None:
         """Stop taking generation requests (503 in the client's dialect); in-flight ones go on."""
@@ -254,6 +260,25 @@ class RelayApp:
         return Response(body, media_type="application/json")
 
 
+GC_GEN0_THRESHOLD = 10_000
+
+
+def tune_gc() -> None:
+    """Cycle-collector settings for a server process, applied once start-up is done.
+
+    A request leaves no cyclic garbage behind (``tests/server/test_gc.py``), yet with the default
+    gen-0 threshold of 700 the allocation swings of a few dozen requests in flight set off a
+    collection every ~9 requests, each walking every young object: ~65 µs per request, 7-8 %
+    of the non-stream path (bench/, py-spy). At 10,000 it runs about once per 5,000 requests.
+    What start-up built (config, pydantic models, dialect tables, SQLAlchemy metadata) lives as
+    long as the process and is frozen out of the full passes.
+    """
+    gen0, gen1, gen2 = gc.get_threshold()
+    gc.set_threshold(max(gen0, GC_GEN0_THRESHOLD), gen1, gen2)
+    gc.collect()
+    gc.freeze()
+
+
 def _request_id_header(scope: Scope) -> list[tuple[bytes, bytes]]:
     state = scope.get("state")
     rid = state.get("request_id") if isinstance(state, dict) else None
@@ -322,10 +347,12 @@ def install_subsystems(inner: RelayApp) -> None:
             install(inner)
 
 
-def build_asgi(gateway: Gateway) -> tuple[ASGIApp, RelayApp]:
-    """The full middleware stack around a :class:`RelayApp`; returns (outer app, inner app)."""
+def build_asgi(gateway: Gateway, *, server: bool = False) -> tuple[ASGIApp, RelayApp]:
+    """The full middleware stack around a :class:`RelayApp`; returns (outer app, inner app).
+    ``server``: this process is a ``relaygate serve`` server (tunes the cycle collector)."""
     from relaygate.server.middleware import wrap
 
     inner = RelayApp(gateway)
+    inner.tune_gc = server
     install_subsystems(inner)
     return wrap(inner, gateway.config), inner

@@ -27,5 +27,5 @@ def load_gateway(config_path: str | None) -> Gateway:
 
 def create_app() -> ASGIApp:
     """``uvicorn --factory relaygate.server.factory:create_app``."""
-    app, _ = build_asgi(load_gateway(os.environ.get("RELAYGATE_CONFIG") or None))
+    app, _ = build_asgi(load_gateway(os.environ.get("RELAYGATE_CONFIG") or None), server=True)
     return app

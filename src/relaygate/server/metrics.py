@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 BREAKER_STATES = ("closed", "half_open", "open")
+TOKEN_KINDS = ("input", "output", "cache_read", "cache_write", "reasoning")
 
 
 class Metrics:
@@ -74,6 +75,8 @@ class Metrics:
             registry=self.registry,
         )
         self.registry.register(_Live(app))
+        self._children: dict[tuple[str, str, int], tuple[Any, Any, Any]] = {}
+        self._token_children: dict[tuple[str, str], tuple[Any, ...]] = {}
 
     async def before(self, info: RequestInfo) -> None:
         return None
@@ -85,25 +88,52 @@ class Metrics:
         backend = record.backend or "none"
         # Unresolved selectors are client input: never let them become label values.
         route = info.plan.name if info.plan is not None else "unresolved"
-        status = str(record.status)
-        self.requests.labels(backend, route, status).inc()
+        status = record.status
+        # ``labels()`` validates, locks and looks up on every call: the children of a label set
+        # are looked up once and kept (label values come from the config, so this stays small).
+        key = (backend, route, status)
+        children = self._children.get(key)
+        if children is None:
+            children = (
+                self.requests.labels(backend, route, str(status)),
+                self.latency.labels(backend, route),
+                self.ttft.labels(backend, route),
+            )
+            self._children[key] = children
+        requests, latency, ttft = children
+        requests.inc()
         if record.error is not None:
             kind = record.error.split(":", 1)[0][:32]
-            self.errors.labels(backend, route, status, kind).inc()
-        self.latency.labels(backend, route).observe(record.latency_ms / 1000)
+            self.errors.labels(backend, route, str(status), kind).inc()
+        latency.observe(record.latency_ms / 1000)
         if record.ttft_ms is not None:
-            self.ttft.labels(backend, route).observe(record.ttft_ms / 1000)
+            ttft.observe(record.ttft_ms / 1000)
         model = record.model or "none"
         u = record.usage
-        for kind, value in (
-            ("input", u.input_tokens),
-            ("output", u.output_tokens),
-            ("cache_read", u.cache_read_tokens),
-            ("cache_write", u.cache_write_tokens),
-            ("reasoning", u.reasoning_tokens),
+        if (
+            u.input_tokens
+            or u.output_tokens
+            or u.cache_read_tokens
+            or u.cache_write_tokens
+            or u.reasoning_tokens
         ):
-            if value:
-                self.tokens.labels(backend, model, kind).inc(value)
+            counters = self._token_children.get((backend, model))
+            if counters is None:
+                counters = tuple(self.tokens.labels(backend, model, kind) for kind in TOKEN_KINDS)
+                self._token_children[(backend, model)] = counters
+            for counter, value in zip(
+                counters,
+                (
+                    u.input_tokens,
+                    u.output_tokens,
+                    u.cache_read_tokens,
+                    u.cache_write_tokens,
+                    u.reasoning_tokens,
+                ),
+                strict=True,
+            ):
+                if value:
+                    counter.inc(value)
         if record.cost:
             self.cost.labels(backend, model).inc(record.cost)
 

@@ -3,9 +3,9 @@ record. Frontends only parse their own envelope and call :func:`generate`."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -14,10 +14,18 @@ from relaygate.backends.base import CallContext
 from relaygate.canonical import ErrorKind, GatewayError, Usage
 from relaygate.dialects import Dialect
 from relaygate.routing.attempt import Call, Outcome, open_attempt
-from relaygate.routing.cancel import unless_disconnected
+from relaygate.routing.cancel import DisconnectWatch, client_gone
 from relaygate.routing.router import Plan, Target
 from relaygate.routing.strategies import Execution, execute
-from relaygate.server.http import Receive, Scope, Send, send_bytes, send_error, stream_response
+from relaygate.server.http import (
+    Receive,
+    Scope,
+    Send,
+    next_request_id,
+    send_bytes,
+    send_error,
+    stream_response,
+)
 
 if TYPE_CHECKING:
     from relaygate.server.app import RelayApp
@@ -79,7 +87,7 @@ def new_request_id(scope: Scope) -> str:
     existing = (
         scope.get("state", {}).get("request_id") if isinstance(scope.get("state"), dict) else None
     )
-    return existing or uuid.uuid4().hex
+    return existing or next_request_id()
 
 
 def _headers(
@@ -116,6 +124,8 @@ async def generate(
     outcome: Outcome | None = None
     status = 200
     error: GatewayError | None = None
+    watch: DisconnectWatch | None = None
+    responded = False
     try:
         for observer in app.observers:
             await observer.before(info)
@@ -145,34 +155,54 @@ async def generate(
         async def opener(target: Target) -> Outcome:
             return await open_attempt(call, target)
 
-        outcome = await unless_disconnected(
-            receive, execute(plan, opener, gw.config.retry, execution)
-        )
+        # A client that leaves before the first byte cancels every attempt in flight.
+        watch = DisconnectWatch(receive)
+        watch.arm()
+        try:
+            outcome = await execute(plan, opener, gw.config.retry, execution)
+        except asyncio.CancelledError:
+            if not watch.fired:
+                raise
+        finally:
+            watch.disarm()
+        if watch.gone:
+            if outcome is not None:
+                await outcome.aclose()
+                outcome = None
+            raise client_gone()
     except GatewayError as err:
         error = err
         status = err.status
         await send_error(send, info.path, err, _headers(info, execution, None))
+        responded = True
     except Exception as exc:  # a bug: report it in the client's dialect, keep the cause in the log
         log.exception("request %s failed", info.request_id)
         error = GatewayError(ErrorKind.INTERNAL, f"internal error ({type(exc).__name__})")
         status = 500
         await send_error(send, info.path, error, _headers(info, execution, None))
+        responded = True
     else:
+        assert outcome is not None and watch is not None
         headers = _headers(info, execution, outcome)
         if outcome.chunks is None:
             assert outcome.body is not None
             await send_bytes(send, outcome.status, outcome.body, headers)
+            responded = True
         else:
             ok = await stream_response(
-                scope,
-                receive,
                 send,
                 outcome.chunks,
                 headers,
                 info.dialect.CONTENT_TYPE_STREAM.encode(),
+                watch,
                 outcome.aclose,
                 outcome.is_final,
             )
+            responded = True
+            # Whatever is left of the upstream (a translated stream's event source, a broken
+            # connection) is released now, and the outcome ↔ close-callback cycle is broken, so
+            # the request leaves no garbage for the cycle collector.
+            await outcome.aclose()
             if not ok:
                 status = 499
                 error = GatewayError(ErrorKind.INVALID_REQUEST, "client disconnected", status=499)
@@ -180,6 +210,8 @@ async def generate(
                 error = outcome.error
                 status = 200  # the client got a terminal error event inside a 200 stream
     finally:
+        if watch is not None:
+            watch.close(responded)
         _finish(app, info, execution, outcome, status, error)
 
 

@@ -180,7 +180,13 @@ class Store:
 
     async def write_usage(self, rows: list[dict[str, Any]]) -> None:
         if rows:
-            await self._run(insert(usage).values(rows))
+            # executemany: one cached compiled INSERT, not a fresh multi-row statement per batch.
+            await self.ensure()
+            try:
+                async with self.engine.begin() as conn:
+                    await conn.execute(insert(usage), rows)
+            except (SQLAlchemyError, OSError) as exc:
+                raise StoreUnavailable(_describe(exc)) from None
 
     async def usage_summary(
         self, *, since: float | None = None, group_by: str = "key_id"

@@ -1,6 +1,7 @@
-"""The usage ledger: an :class:`~relaygate.server.pipeline.Observer` that queues one row per
-request and a background task that writes them in batches. The request path only does a
-``put_nowait``; when the database is down the rows are dropped and counted, never waited on."""
+"""The usage ledger: an :class:`~relaygate.server.pipeline.Observer` that queues one record per
+request and a background task that turns them into rows and writes them in batches. The request
+path only prices the record and does a ``put_nowait``; when the database is down the rows are
+dropped and counted, never waited on."""
 
 from __future__ import annotations
 
@@ -58,7 +59,8 @@ class Ledger:
         self.prices = prices
         self.batch_size = batch_size
         self.flush_interval = flush_interval
-        self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(max_queue)
+        self.queue: asyncio.Queue[UsageRecord] = asyncio.Queue(max_queue)
+        self._full = asyncio.Event()  # set when a whole batch is queued
         self.written = 0
         self.dropped = 0
         self.last_error: str | None = None
@@ -81,10 +83,14 @@ class Ledger:
                 else None
             )
             record.cost = self.prices().cost(record.usage, record.model, native)
+        queue = self.queue
         try:
-            self.queue.put_nowait(row_of(record))
+            queue.put_nowait(record)
         except asyncio.QueueFull:
             self.dropped += 1
+            return
+        if queue.qsize() >= self.batch_size - 1:  # the writer holds one, waiting for the rest
+            self._full.set()
 
     # ------------------------------------------------------------------ writer
 
@@ -93,23 +99,23 @@ class Ledger:
             self._task = asyncio.create_task(self._run(), name="relaygate-ledger")
 
     async def _run(self) -> None:
+        queue = self.queue
         while True:
-            first = await self.queue.get()
-            batch = [first]
-            deadline = time.monotonic() + self.flush_interval
-            while len(batch) < self.batch_size:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                try:
-                    batch.append(await asyncio.wait_for(self.queue.get(), remaining))
-                except TimeoutError:
-                    break
+            batch = [await queue.get()]
+            # Let rows gather for up to ``flush_interval`` or until a batch is full: one timer
+            # per batch, not a wait_for (a task and a timer) per row.
+            if queue.qsize() < self.batch_size - 1:
+                self._full.clear()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.flush_interval):
+                        await self._full.wait()
+            while len(batch) < self.batch_size and not queue.empty():
+                batch.append(queue.get_nowait())
             await self._write(batch)
 
-    async def _write(self, batch: list[dict[str, Any]]) -> None:
+    async def _write(self, batch: list[UsageRecord]) -> None:
         try:
-            await self.store.write_usage(batch)
+            await self.store.write_usage([row_of(record) for record in batch])
             self.written += len(batch)
             self.last_error = None
         except StoreUnavailable as exc:
