@@ -8,6 +8,7 @@ their own ``config:`` block (see :mod:`relaygate.backends.registry`), so ``check
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
@@ -142,10 +143,15 @@ def _expand(value: Any, path: str, problems: list[str], env: dict[str, str]) -> 
 
         return _ENV_REF.sub(sub, value)
     if isinstance(value, dict):
-        return {
-            k: _expand(v, f"{path}.{k}" if path else str(k), problems, env)
-            for k, v in value.items()
-        }
+        out = {}
+        for k, v in value.items():
+            if not isinstance(k, str):  # YAML allows `1:`, `null:`, `? [a]`; a field name is text
+                problems.append(
+                    f"{path or '(top level)'}: key {k!r} is not a field name — quote it or remove it"
+                )
+                continue
+            out[k] = _expand(v, f"{path}.{k}" if path else k, problems, env)
+        return out
     if isinstance(value, list):
         return [_expand(v, f"{path}[{i}]", problems, env) for i, v in enumerate(value)]
     return value
@@ -165,7 +171,10 @@ def _loc(loc: tuple[int | str, ...], data: Any) -> str:
             out += label
             node = node[part] if isinstance(node, list) and part < len(node) else None
         else:
-            out += f".{part}" if out else str(part)
+            name = str(part)
+            if not name.isprintable() or name.strip() != name or not name:
+                name = json.dumps(name)  # blank, padded or invisible keys, made visible
+            out += f".{name}" if out else name
             node = node.get(part) if isinstance(node, dict) else None
     return out
 
@@ -221,7 +230,10 @@ def load_config(path: str | Path, env: dict[str, str] | None = None) -> Config:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark is not None else "file"
+        if mark is not None:
+            where = f"line {mark.line + 1}"
+        else:  # a reader error (a character YAML does not allow) carries only a position
+            where = f"line {text.count(chr(10), 0, getattr(exc, 'position', 0)) + 1}"
         raise ConfigError(
             [f"{where}: invalid YAML ({getattr(exc, 'problem', exc)}) — fix the syntax"]
         ) from None

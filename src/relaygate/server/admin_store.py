@@ -86,7 +86,7 @@ class StoreEndpoints:
     async def revoke_key(self, request: Request) -> Response:
         key_id = request.path_params["key_id"]
         if not await self._call(self.store().revoke_key(key_id)):
-            raise ProviderError("NOT_FOUND", f"No active key with id {key_id!r}.", 404)
+            raise ProviderError("INVALID_REQUEST", f"No active key with id {key_id!r}.", 404)
         verifier = self.api.app.state.get("key_verifier")
         if verifier is not None:  # effective at once on this instance
             verifier.forget(key_id)

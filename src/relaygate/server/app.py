@@ -114,7 +114,8 @@ class RelayApp:
         else:
             err = not_found(path)
         if path.startswith("/api/"):
-            code = "METHOD_NOT_ALLOWED" if status == 405 else "NOT_FOUND"
+            # DESIGN.md's closed set of admin codes has no NOT_FOUND; the 404 says it.
+            code = "METHOD_NOT_ALLOWED" if status == 405 else "INVALID_REQUEST"
             return JSONResponse(
                 {"success": False, "error": {"code": code, "message": err.message}}, status
             )

@@ -15,7 +15,7 @@ CODES: dict[ErrorKind, str] = {
     ErrorKind.REQUEST_TOO_LARGE: "INVALID_REQUEST",
     ErrorKind.AUTHENTICATION: "UNAUTHORIZED",
     ErrorKind.PERMISSION: "UNAUTHORIZED",
-    ErrorKind.NOT_FOUND: "NOT_FOUND",
+    ErrorKind.NOT_FOUND: "INVALID_REQUEST",  # DESIGN.md's codes have no NOT_FOUND; 404 says it
     ErrorKind.INTERNAL: "INTERNAL_ERROR",
 }
 
