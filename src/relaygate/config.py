@@ -126,6 +126,13 @@ class Config(_Strict):
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
+def _key_label(name: str) -> str:
+    """A key as a problem line shows it: blank, padded or invisible keys are quoted."""
+    if not name.isprintable() or name.strip() != name or not name:
+        return json.dumps(name)
+    return name
+
+
 def _expand(value: Any, path: str, problems: list[str], env: dict[str, str]) -> Any:
     if isinstance(value, str):
 
@@ -136,7 +143,7 @@ def _expand(value: Any, path: str, problems: list[str], env: dict[str, str]) -> 
             if default is not None:
                 return default
             problems.append(
-                f"{path}: environment variable {name} is not set — export {name}=… or write "
+                f"{path or '(top level)'}: environment variable {name} is not set — export {name}=… or write "
                 f"${{{name}:-default}} to give a default"
             )
             return ""
@@ -150,7 +157,8 @@ def _expand(value: Any, path: str, problems: list[str], env: dict[str, str]) -> 
                     f"{path or '(top level)'}: key {k!r} is not a field name — quote it or remove it"
                 )
                 continue
-            out[k] = _expand(v, f"{path}.{k}" if path else k, problems, env)
+            label = _key_label(k)
+            out[k] = _expand(v, f"{path}.{label}" if path else label, problems, env)
         return out
     if isinstance(value, list):
         return [_expand(v, f"{path}[{i}]", problems, env) for i, v in enumerate(value)]
@@ -171,9 +179,7 @@ def _loc(loc: tuple[int | str, ...], data: Any) -> str:
             out += label
             node = node[part] if isinstance(node, list) and part < len(node) else None
         else:
-            name = str(part)
-            if not name.isprintable() or name.strip() != name or not name:
-                name = json.dumps(name)  # blank, padded or invisible keys, made visible
+            name = _key_label(str(part))
             out += f".{name}" if out else name
             node = node.get(part) if isinstance(node, dict) else None
     return out
