@@ -97,6 +97,7 @@ _CI_REQUIRED = (
     "OpenAPI spec not found",
     "local model not installed",
     "CLI not installed",
+    "relaygate[otel]",
 )
 
 
