@@ -14,7 +14,6 @@ fi
 py="${PYTHON:-}"
 if [ -z "$py" ]; then
   if [ -x "$root/.venv/bin/python" ]; then py="$root/.venv/bin/python"
-  elif [ -x /work/main/.venv/bin/python ]; then py=/work/main/.venv/bin/python
   else py=python3; fi
 fi
 cd "$root"
