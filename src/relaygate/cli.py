@@ -71,6 +71,7 @@ def serve(
         port=bind_port,
         log_level=log_level,
         access_log=False,
+        server_header=False,  # no "server: uvicorn" on every response
         loop="uvloop",
         http=HTTP_PROTOCOL,  # httptools, head and body of a response in one write
         lifespan="on",
