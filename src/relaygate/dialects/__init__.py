@@ -10,6 +10,7 @@ client side
     ``StreamWatch().feed(raw_chunk)`` scans a same-dialect stream for usage and its terminal event.
 upstream side
     ``build_request(Request, native_model) -> dict`` · ``parse_response(dict) -> Response`` ·
+    ``response_usage(dict) -> Usage`` (parse_response's error checks, usage only: the relay) ·
     ``StreamParser().feed(SSEEvent) -> list[StreamEvent]`` (``.finish()`` at end of stream) ·
     ``parse_error(status, body) -> GatewayError``.
 """
@@ -79,6 +80,8 @@ class Dialect(Protocol):
     def build_request(self, request: Request, native_model: str) -> dict[str, Any]: ...
 
     def parse_response(self, body: dict[str, Any]) -> Response: ...
+
+    def response_usage(self, body: dict[str, Any]) -> Usage: ...
 
     def make_parser(self) -> StreamParser: ...
 

@@ -853,14 +853,26 @@ def _parse_usage(raw: Any) -> Usage:
     )
 
 
-def parse_response(body: dict[str, Any]) -> Response:
-    """A ``chat.completion`` object → canonical :class:`Response`."""
+def _check_completion(body: dict[str, Any]) -> list[Any]:
+    """The choices of a ``chat.completion``; an error body (even under a 200) raises."""
     if "error" in body and not body.get("choices"):
         raise parse_error(502, orjson.dumps(body))
     choices = body.get("choices") or []
     if not choices or not isinstance(choices[0], dict):
         raise GatewayError(ErrorKind.UPSTREAM, "upstream returned a completion without choices")
-    choice = choices[0]
+    return choices  # type: ignore[no-any-return]
+
+
+def response_usage(body: dict[str, Any]) -> Usage:
+    """What :func:`parse_response` checks and its usage, without converting the content: the
+    same-dialect relay sends the upstream's bytes and only needs these."""
+    _check_completion(body)
+    return _parse_usage(body.get("usage"))
+
+
+def parse_response(body: dict[str, Any]) -> Response:
+    """A ``chat.completion`` object → canonical :class:`Response`."""
+    choice = _check_completion(body)[0]
     message = choice.get("message") or {}
     content: list[ContentPart] = []
     reasoning = message.get("reasoning_content") or message.get("reasoning")

@@ -161,7 +161,9 @@ async def _open_raw(call: Call, target: Target) -> Outcome:
                 backend=target.backend.id,
             ) from None
         try:
-            response = client.parse_response(obj)  # raises on a 200 that carries an error
+            # parse_response's checks (a 200 that carries an error raises) and the usage, no
+            # canonical conversion: the client gets the upstream's bytes.
+            usage = client.response_usage(obj)
         except GatewayError as err:
             err.backend = err.backend or target.backend.id  # "every target failed — b: …"
             err.message = redact(err.message)
@@ -170,7 +172,7 @@ async def _open_raw(call: Call, target: Target) -> Outcome:
             target,
             reply.status,
             body=reply.body,
-            usage=response.usage,
+            usage=usage,
             first_token_at=time.monotonic(),
             completed=True,
         )

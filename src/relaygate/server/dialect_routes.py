@@ -30,6 +30,7 @@ from relaygate.canonical import (
     TextPart,
     ToolCallPart,
     ToolResultPart,
+    Usage,
     invalid,
 )
 from relaygate.dialects import Dialect, StreamParser, StreamRenderer, StreamWatch
@@ -286,6 +287,9 @@ class GeminiArrayDialect:
 
     def parse_response(self, body: dict[str, Any]) -> Response:
         return self._g.parse_response(body)
+
+    def response_usage(self, body: dict[str, Any]) -> Usage:
+        return self._g.response_usage(body)
 
     def make_parser(self) -> StreamParser:
         return self._g.make_parser()

@@ -22,6 +22,7 @@ from relaygate.dialects.anthropic._response import (
     render_count_tokens,
     render_models,
     render_response,
+    response_usage,
 )
 from relaygate.dialects.anthropic._stream import (
     AnthropicStreamParser,
@@ -74,6 +75,7 @@ __all__ = [
     "parse_error",
     "parse_request",
     "parse_response",
+    "response_usage",
     "render_count_tokens",
     "render_error",
     "render_models",

@@ -124,8 +124,8 @@ def _content_part(block: dict[str, Any]) -> ContentPart | None:
     return None
 
 
-def parse_response(body: dict[str, Any]) -> Response:
-    """An upstream Messages body → :class:`Response`. An error body (even in a 200) raises."""
+def _check_message(body: Any) -> list[Any]:
+    """The content list of a Messages body; an error body (even in a 200) raises."""
     if not isinstance(body, dict):
         raise GatewayError(ErrorKind.UPSTREAM, "upstream response is not a JSON object")
     if body.get("type") == "error":
@@ -133,6 +133,19 @@ def parse_response(body: dict[str, Any]) -> Response:
     content = body.get("content")
     if not isinstance(content, list):
         raise GatewayError(ErrorKind.UPSTREAM, "upstream response has no content list")
+    return content
+
+
+def response_usage(body: dict[str, Any]) -> Usage:
+    """What :func:`parse_response` checks and its usage, without converting the content."""
+    _check_message(body)
+    usage = body.get("usage")
+    return _usage_from_wire(usage) if isinstance(usage, dict) else Usage()
+
+
+def parse_response(body: dict[str, Any]) -> Response:
+    """An upstream Messages body → :class:`Response`. An error body (even in a 200) raises."""
+    content = _check_message(body)
     parts = [p for p in (_content_part(b) for b in content if isinstance(b, dict)) if p is not None]
     usage = body.get("usage")
     return Response(

@@ -23,7 +23,12 @@ from __future__ import annotations
 
 from relaygate.dialects.gemini._errors import parse_error, render_error
 from relaygate.dialects.gemini._request import build_request, parse_model_path, parse_request
-from relaygate.dialects.gemini._response import parse_response, render_models, render_response
+from relaygate.dialects.gemini._response import (
+    parse_response,
+    render_models,
+    render_response,
+    response_usage,
+)
 from relaygate.dialects.gemini._stream import (
     GeminiStreamParser,
     GeminiStreamRenderer,
@@ -79,6 +84,7 @@ __all__ = [
     "parse_model_path",
     "parse_request",
     "parse_response",
+    "response_usage",
     "render_error",
     "render_models",
     "render_response",

@@ -14,6 +14,7 @@ from relaygate.canonical import (
     ModelInfo,
     Response,
     ToolCallPart,
+    Usage,
 )
 from relaygate.dialects.gemini._errors import _error_from_obj
 from relaygate.dialects.gemini._parts import _Ids, _parse_parts, _render_parts
@@ -59,6 +60,21 @@ def _parse_response(body: dict[str, Any]) -> Response:
         usage=_usage(body.get("usageMetadata")),
         extras={"gemini": gemini} if gemini else {},
     )
+
+
+def response_usage(body: dict[str, Any]) -> Usage:
+    """What the same-dialect relay needs of a response: an error body (even under a 200)
+    raises, as in :func:`parse_response`; otherwise its usage, the content left unparsed."""
+    if not isinstance(body, dict):
+        raise GatewayError(ErrorKind.UPSTREAM, "malformed Gemini response: not an object")
+    error = body.get("error")
+    if isinstance(error, dict):
+        raise _error_from_obj(None, error)
+    if not isinstance(body.get("candidates") or [], list):
+        raise GatewayError(
+            ErrorKind.UPSTREAM, "malformed Gemini response: candidates must be an array"
+        )
+    return _usage(body.get("usageMetadata"))
 
 
 def parse_response(body: dict[str, Any]) -> Response:

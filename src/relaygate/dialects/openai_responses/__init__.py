@@ -35,6 +35,7 @@ from relaygate.dialects.openai_responses._response import (
     render_models,
     render_response,
     response_items,
+    response_usage,
 )
 from relaygate.dialects.openai_responses._stream import (
     StreamParser,
@@ -86,6 +87,7 @@ __all__ = [
     "parse_error",
     "parse_request",
     "parse_response",
+    "response_usage",
     "render_error",
     "render_models",
     "render_response",

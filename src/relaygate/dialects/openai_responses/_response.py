@@ -136,8 +136,8 @@ def render_response(response: Response) -> bytes:
     )
 
 
-def parse_response(body: dict[str, Any]) -> Response:
-    """An upstream Response object → :class:`Response` (a failed one raises its error)."""
+def _check_response(body: Any) -> list[Any]:
+    """The output list of a Response object; a failed one raises its error."""
     if not isinstance(body, dict):
         raise GatewayError(ErrorKind.UPSTREAM, "malformed upstream response: not an object")
     if body.get("status") == "failed" or ("output" not in body and "error" in body):
@@ -145,6 +145,18 @@ def parse_response(body: dict[str, Any]) -> Response:
     output = body.get("output")
     if not isinstance(output, list):
         raise GatewayError(ErrorKind.UPSTREAM, "malformed upstream response: no output")
+    return output
+
+
+def response_usage(body: dict[str, Any]) -> Usage:
+    """What :func:`parse_response` checks and its usage, without converting the output."""
+    _check_response(body)
+    return _usage_from(body.get("usage"))
+
+
+def parse_response(body: dict[str, Any]) -> Response:
+    """An upstream Response object → :class:`Response` (a failed one raises its error)."""
+    output = _check_response(body)
     content: list[ContentPart] = []
     calls = False
     for item in output:
