@@ -15,7 +15,6 @@ import uvicorn
 from relaygate.config import parse_config
 from relaygate.gateway import Gateway, build_gateway
 from relaygate.server.app import RelayApp, build_asgi
-from relaygate.server.uvproto import HTTP_PROTOCOL
 from relaygate.testing import OpenAIEmulator
 
 
@@ -44,12 +43,7 @@ async def serve_gateway(
     port = sock.getsockname()[1]
     server = uvicorn.Server(
         uvicorn.Config(
-            asgi,
-            log_level="warning",
-            lifespan="on",
-            access_log=False,
-            timeout_graceful_shutdown=1,
-            http=HTTP_PROTOCOL,  # what `relaygate serve` runs
+            asgi, log_level="warning", lifespan="on", access_log=False, timeout_graceful_shutdown=1
         )
     )
     task = asyncio.create_task(server.serve(sockets=[sock]))

@@ -44,7 +44,6 @@ def serve(
 
     from relaygate.server.app import build_asgi
     from relaygate.server.factory import load_gateway
-    from relaygate.server.uvproto import HTTP_PROTOCOL
 
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     try:
@@ -73,7 +72,7 @@ def serve(
         access_log=False,
         server_header=False,  # no "server: uvicorn" on every response
         loop="uvloop",
-        http=HTTP_PROTOCOL,  # httptools, head and body of a response in one write
+        http="httptools",
         lifespan="on",
         timeout_graceful_shutdown=int(cfg.server.shutdown_grace_seconds) or None,
     )
