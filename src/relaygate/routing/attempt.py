@@ -102,6 +102,8 @@ def _stream_error_in(first: bytes, client: Dialect) -> GatewayError | None:
         return err
     if b"error" in first:
         events = SSEDecoder().feed(first)
+    elif client.NAME == "openai-chat" and _plain_chat_event(first):
+        return None
     else:
         # Every dialect's error event says "error"; without it only a garbled first event can
         # be wrong, so the rest of the chunk (often the whole stream) is neither decoded nor
@@ -113,6 +115,19 @@ def _stream_error_in(first: bytes, client: Dialect) -> GatewayError | None:
             if isinstance(event, ErrorEvent):
                 return event.error
     return None
+
+
+def _plain_chat_event(first: bytes) -> bool:
+    """The first event is one ``data:`` line holding a JSON object: without an "error" in it,
+    nothing the Chat stream parser would turn into an error (the common first chunk, checked
+    without decoding SSE or building canonical events). Anything else takes the full check."""
+    if not first.startswith(b"data:"):
+        return False
+    event = _first_event(first)
+    try:
+        return isinstance(orjson.loads(event[5:]), dict)
+    except orjson.JSONDecodeError:
+        return False
 
 
 def _first_event(chunk: bytes) -> bytes:
