@@ -656,9 +656,7 @@ class ChatStreamWatch:
         if self.error is None and data.find(b'"error"', 0, end) >= 0:
             self._error(data[:end])
         done = data.rfind(b"[DONE]", 0, end)
-        if done >= 0 and (
-            data[done - 6 : done] == b"data: " or data[done - 5 : done] == b"data:"
-        ):
+        if done >= 0 and (data[done - 6 : done] == b"data: " or data[done - 5 : done] == b"data:"):
             if self.error is None:
                 self.complete = True
             self.owed = b""
