@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from relaygate.dialects import get
-from relaygate.routing.attempt import _stream_error_in
+from relaygate.routing.attempt import _stream_error_in, _strip
 
 CHAT = get("openai-chat")
 
@@ -37,3 +37,25 @@ def test_ordinary_first_chat_chunks_pass(first: bytes) -> None:
 def test_bad_first_chat_chunks_are_errors(first: bytes, message: str) -> None:
     err = _stream_error_in(first, CHAT)
     assert err is not None and message in err.message
+
+
+@pytest.mark.parametrize(
+    ("chunk", "kept"),
+    [
+        (b'data: {"choices":[{"delta":{}}]}\n\n', b'data: {"choices":[{"delta":{}}]}\n\n'),
+        (
+            b'data: {"choices":[{"delta":{}}]}\n\ndata: {"choices":[],"usage":{}}\n\n'
+            b"data: [DONE]\n\n",
+            b'data: {"choices":[{"delta":{}}]}\n\ndata: [DONE]\n\n',
+        ),
+        (b'data: {"choices":[],"usage":{}}\n\ndata: [DONE]\n\n', b"data: [DONE]\n\n"),
+        (b'data: {"choices":[],"usage":{}}\n\n', b""),
+        (  # two usage events, one between kept ones
+            b'data: {"choices":[]}\n\ndata: {"id":1}\n\ndata: {"choices":[]}\n\ndata: {"id":2}\n\n',
+            b'data: {"id":1}\n\ndata: {"id":2}\n\n',
+        ),
+        (b'data: {"id":1}\n\ndata: {"choices":[],"usa', b'data: {"id":1}\n\n'),  # cut short
+    ],
+)
+def test_strip_drops_only_the_usage_events(chunk: bytes, kept: bytes) -> None:
+    assert _strip(chunk) == kept

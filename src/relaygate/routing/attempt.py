@@ -352,10 +352,28 @@ async def _aclose(iterator: AsyncIterator[Any]) -> None:
         await aclose()
 
 
+_NO_CHOICES = b'"choices":[]'
+
+
 def _strip(chunk: bytes) -> bytes:
-    if b'"choices":[]' not in chunk:
+    """``chunk`` without the events that carry ``"choices":[]`` (the usage chunk a client that
+    did not ask for it must not see): one scan when there is none, else the events cut out."""
+    hit = chunk.find(_NO_CHOICES)
+    if hit < 0:
         return chunk
-    return b"\n\n".join(block for block in chunk.split(b"\n\n") if b'"choices":[]' not in block)
+    kept: list[bytes] = []
+    pos = 0
+    while hit >= 0:
+        start = chunk.rfind(b"\n\n", pos, hit)
+        kept.append(chunk[pos : start + 2] if start >= 0 else b"")
+        end = chunk.find(b"\n\n", hit)
+        if end < 0:  # the event goes on in the next chunk: nothing of it goes out
+            pos = len(chunk)
+            break
+        pos = end + 2
+        hit = chunk.find(_NO_CHOICES, pos)
+    kept.append(chunk[pos:])
+    return b"".join(kept)
 
 
 async def _open_translated(call: Call, target: Target) -> Outcome:
