@@ -3,8 +3,10 @@ nothing is lost at close."""
 
 from __future__ import annotations
 
+import gc
 import io
 import logging
+import logging.config
 import time
 from collections.abc import Iterator
 
@@ -50,22 +52,39 @@ def test_the_flusher_writes_a_quiet_batch(logger: logging.Logger) -> None:
     out = io.StringIO()
     logger.addHandler(BatchingStreamHandler(out, interval=0.01))
     logger.info("late line")
+    wait_for(out, "late line\n")
+
+
+def wait_for(out: io.StringIO, text: str) -> None:
     for _ in range(100):
-        if out.getvalue():
-            break
+        if out.getvalue() == text:
+            return
         time.sleep(0.02)
-    assert out.getvalue() == "late line\n"
+    assert out.getvalue() == text
 
 
-def test_close_writes_what_is_left_and_stops_the_flusher(logger: logging.Logger) -> None:
+def test_close_writes_what_is_left_and_lines_after_it_still_go_out(
+    logger: logging.Logger,
+) -> None:
+    # dictConfig (uvicorn's logging setup) closes every handler but leaves it attached.
     out = io.StringIO()
-    handler = BatchingStreamHandler(out, interval=60)
+    handler = BatchingStreamHandler(out, interval=0.01)
     logger.addHandler(handler)
-    logger.info("last words")
+    logger.info("before")
+    logging.config.dictConfig({"version": 1, "disable_existing_loggers": False})
+    assert out.getvalue() == "before\n"
+    logger.info("after")
+    wait_for(out, "before\nafter\n")
+
+
+def test_the_flusher_ends_with_its_handler() -> None:
+    handler = BatchingStreamHandler(io.StringIO(), interval=0.01)
+    flusher = handler._flusher
     handler.close()
-    assert out.getvalue() == "last words\n"
-    handler._flusher.join(timeout=1)
-    assert not handler._flusher.is_alive()
+    del handler
+    gc.collect()
+    flusher.join(timeout=2)
+    assert not flusher.is_alive()
 
 
 def test_a_closed_stream_does_not_raise(logger: logging.Logger) -> None:

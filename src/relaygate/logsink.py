@@ -4,14 +4,18 @@ A :class:`logging.StreamHandler` writes and flushes every record — with the ac
 ``write`` syscall per request on the request path. :class:`BatchingStreamHandler` keeps the
 formatted lines and writes them together: when ``max_bytes`` have gathered, at once for a
 WARNING or worse (so problems are never late), and otherwise at most ``interval`` seconds later
-from a small daemon thread. Closing the handler (``logging.shutdown`` at exit) writes what is
-left.
+from a small daemon thread. Closing the handler writes what is left but does not stop the
+flusher: ``logging.config.dictConfig`` (uvicorn configures its loggers with it) closes every
+existing handler while leaving it attached, and lines logged after that must still go out. The
+flusher holds the handler weakly and ends once the handler is gone.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
+import weakref
 from typing import TextIO
 
 
@@ -26,8 +30,12 @@ class BatchingStreamHandler(logging.StreamHandler[TextIO]):
         self.max_bytes = max_bytes
         self._lines: list[str] = []
         self._size = 0
-        self._stop = threading.Event()
-        self._flusher = threading.Thread(target=self._run, name="relaygate-log-flush", daemon=True)
+        self._flusher = threading.Thread(
+            target=_flush_every,
+            args=(weakref.ref(self), interval),
+            name="relaygate-log-flush",
+            daemon=True,
+        )
         self._flusher.start()
 
     def emit(self, record: logging.LogRecord) -> None:
@@ -55,13 +63,18 @@ class BatchingStreamHandler(logging.StreamHandler[TextIO]):
             except (OSError, ValueError):  # the stream is gone (closed pipe, closed file)
                 pass
 
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            self.flush()
-
     def close(self) -> None:
-        self._stop.set()
         try:
             self.flush()
         finally:
             super().close()
+
+
+def _flush_every(ref: weakref.ref[BatchingStreamHandler], interval: float) -> None:
+    while True:
+        time.sleep(interval)
+        handler = ref()
+        if handler is None:
+            return
+        handler.flush()
+        del handler
