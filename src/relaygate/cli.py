@@ -42,10 +42,18 @@ def serve(
     """Run the gateway. Without --config: providers auto-detected from env vars."""
     import uvicorn
 
+    from relaygate.logsink import BatchingStreamHandler
     from relaygate.server.app import build_asgi
     from relaygate.server.factory import load_gateway
 
-    logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    # One write per batch of lines, not per request (the access log); the format uses no
+    # thread or process fields, so records need not look them up.
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
+    logging.basicConfig(
+        level=log_level.upper(),
+        format="%(levelname)s %(name)s: %(message)s",
+        handlers=[BatchingStreamHandler(sys.stderr)],
+    )
     try:
         gateway = load_gateway(config)
     except ConfigError as exc:

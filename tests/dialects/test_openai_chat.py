@@ -161,6 +161,34 @@ def test_watch_finds_usage_split_across_chunks_and_done() -> None:
         assert watch.usage.cache_read_tokens == 3
 
 
+def test_watch_reads_usage_mid_chunk_with_crlf_and_done_without_space() -> None:
+    # A whole stream in one chunk (what a fast upstream sends): the usage line sits between
+    # other lines, lines end in CRLF, [DONE] has no space; a later usage line adds up.
+    wire = (
+        b'data: {"choices":[{"index":0,"delta":{"content":"usage"}}],"usage":null}\r\n\r\n'
+        b'data: {"choices":[],"usage":{"prompt_tokens":7,"completion_tokens":2}}\r\n\r\n'
+        b'data: {"choices":[{"index":0,"delta":{}}]}\r\n\r\n'
+        b"data:[DONE]\r\n\r\n"
+    )
+    watch = oc.make_watch()
+    watch.feed(wire)
+    assert watch.complete
+    assert (watch.usage.input_tokens, watch.usage.output_tokens) == (7, 2)
+
+
+def test_watch_skips_garbled_usage_lines_and_done_inside_text() -> None:
+    watch = oc.make_watch()
+    watch.feed(b'data: {"choices":[],"usage":{"prompt_tokens":\n\n')  # not JSON: ignored
+    watch.feed(b'data: {"choices":[{"index":0,"delta":{"content":"[DONE]"}}]}\n\n')
+    assert not watch.complete  # "[DONE]" in the text is not the end
+    watch.feed(b'data: {"choices":[],"usage":{"prompt_tokens":4,"completion_tokens":1}}\n')
+    assert watch.usage.input_tokens == 4 and not watch.complete
+    watch.feed(b"\ndata: [DO")
+    assert not watch.complete  # the marker is not whole yet
+    watch.feed(b"NE]\n\n")
+    assert watch.complete and watch.usage.output_tokens == 1
+
+
 def test_watch_without_done_is_incomplete() -> None:
     watch = oc.make_watch()
     watch.feed(b'data: {"choices":[{"index":0,"delta":{"content":"x"}}]}\n\n')

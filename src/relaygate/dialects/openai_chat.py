@@ -632,25 +632,31 @@ class ChatStreamWatch:
         self._tail = b""
 
     def feed(self, chunk: bytes) -> None:
+        # Per chunk: a few memchr-speed scans of the complete lines, no split and no copy;
+        # only the line that carries a usage object is sliced out and parsed.
         data = self._tail + chunk if self._tail else chunk
         cut = data.rfind(b"\n")
-        self._tail = data[cut + 1 :] if cut >= 0 else data
-        if len(self._tail) > 1 << 20:  # a line this long carries nothing we scan for
-            self._tail = b""
+        end = cut + 1
+        tail = data[end:] if end < len(data) else b""
+        self._tail = tail if len(tail) <= 1 << 20 else b""  # such a line carries nothing we scan
         if cut < 0:
             return
-        lines = data[: cut + 1]
-        if b'"usage":{' in lines:
-            for line in lines.split(b"\n"):
-                if b'"usage":{' in line and line.startswith(b"data:"):
-                    try:
-                        obj = orjson.loads(line[5:])
-                    except orjson.JSONDecodeError:
-                        continue
+        pos = data.find(b'"usage":{', 0, end)
+        while pos >= 0:
+            stop = data.find(b"\n", pos, end)  # found: data[cut] is a newline
+            line = data[data.rfind(b"\n", 0, pos) + 1 : stop]
+            if line.startswith(b"data:"):
+                try:
+                    obj = orjson.loads(line[5:])
+                except orjson.JSONDecodeError:
+                    obj = None
+                if isinstance(obj, dict):
                     self.usage.merge(_parse_usage(obj.get("usage")))
-        if b'"error"' in lines and self.error is None:
-            self._error(lines)
-        if b"data: [DONE]" in lines or b"data:[DONE]" in lines:
+            pos = data.find(b'"usage":{', stop, end)
+        if self.error is None and data.find(b'"error"', 0, end) >= 0:
+            self._error(data[:end])
+        done = data.rfind(b"[DONE]", 0, end)
+        if done >= 0 and (data[done - 6 : done] == b"data: " or data[done - 5 : done] == b"data:"):
             if self.error is None:
                 self.complete = True
             self.owed = b""

@@ -102,6 +102,8 @@ def _stream_error_in(first: bytes, client: Dialect) -> GatewayError | None:
         return err
     if b"error" in first:
         events = SSEDecoder().feed(first)
+    elif client.NAME == "openai-chat" and _plain_chat_event(first):
+        return None
     else:
         # Every dialect's error event says "error"; without it only a garbled first event can
         # be wrong, so the rest of the chunk (often the whole stream) is neither decoded nor
@@ -113,6 +115,19 @@ def _stream_error_in(first: bytes, client: Dialect) -> GatewayError | None:
             if isinstance(event, ErrorEvent):
                 return event.error
     return None
+
+
+def _plain_chat_event(first: bytes) -> bool:
+    """The first event is one ``data:`` line holding a JSON object: without an "error" in it,
+    nothing the Chat stream parser would turn into an error (the common first chunk, checked
+    without decoding SSE or building canonical events). Anything else takes the full check."""
+    if not first.startswith(b"data:"):
+        return False
+    event = _first_event(first)
+    try:
+        return isinstance(orjson.loads(event[5:]), dict)
+    except orjson.JSONDecodeError:
+        return False
 
 
 def _first_event(chunk: bytes) -> bytes:
@@ -337,10 +352,28 @@ async def _aclose(iterator: AsyncIterator[Any]) -> None:
         await aclose()
 
 
+_NO_CHOICES = b'"choices":[]'
+
+
 def _strip(chunk: bytes) -> bytes:
-    if b'"choices":[]' not in chunk:
+    """``chunk`` without the events that carry ``"choices":[]`` (the usage chunk a client that
+    did not ask for it must not see): one scan when there is none, else the events cut out."""
+    hit = chunk.find(_NO_CHOICES)
+    if hit < 0:
         return chunk
-    return b"\n\n".join(block for block in chunk.split(b"\n\n") if b'"choices":[]' not in block)
+    kept: list[bytes] = []
+    pos = 0
+    while hit >= 0:
+        start = chunk.rfind(b"\n\n", pos, hit)
+        kept.append(chunk[pos : start + 2] if start >= 0 else b"")
+        end = chunk.find(b"\n\n", hit)
+        if end < 0:  # the event goes on in the next chunk: nothing of it goes out
+            pos = len(chunk)
+            break
+        pos = end + 2
+        hit = chunk.find(_NO_CHOICES, pos)
+    kept.append(chunk[pos:])
+    return b"".join(kept)
 
 
 async def _open_translated(call: Call, target: Target) -> Outcome:

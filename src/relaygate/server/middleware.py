@@ -158,7 +158,13 @@ class EdgeMiddleware:
             "backend": backend.decode("latin-1") if backend else None,
             "attempts": attempts,
         }
-        access_log.info(orjson.dumps(entry).decode())
+        # Logger.info without its caller lookup (a stack walk per request): the record's
+        # origin is always this line.
+        access_log.handle(
+            access_log.makeRecord(
+                access_log.name, logging.INFO, __file__, 0, orjson.dumps(entry).decode(), (), None
+            )
+        )
 
 
 KeyVerifier = Callable[[str], Awaitable[dict[str, Any] | None]]
