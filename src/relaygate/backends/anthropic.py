@@ -17,8 +17,7 @@ import orjson
 from relaygate import dialects
 from relaygate.backends.base import Backend, CallContext, HttpBackend
 from relaygate.backends.registry import BackendKind, BuildContext
-from relaygate.backends.transport import Timeouts
-from relaygate.canonical import ErrorKind, GatewayError, Request
+from relaygate.canonical import Request
 from relaygate.dialects import anthropic as wire
 
 ANTHROPIC_VERSION = "2023-06-01"
@@ -65,30 +64,13 @@ class AnthropicBackend(HttpBackend):
         return await resp.read()
 
     async def discover(self) -> list[tuple[str, str | None]]:
-        got = self.keys.acquire() or (-1, "")
-        headers = self._headers(got[1], None)
         found: list[tuple[str, str | None]] = []
         after: str | None = None
         for _ in range(_MAX_PAGES):
             url = f"{_api_root(self.base_url)}/v1/models?limit={_PAGE_LIMIT}"
             if after:
                 url += f"&after_id={after}"
-            resp = await self.transport.send(
-                "GET",
-                url,
-                headers=headers,
-                body=None,
-                timeouts=Timeouts(connect=5.0, first_token=15.0, total=20.0),
-            )
-            data = await resp.read()
-            if resp.status >= 400:
-                raise self.error_from(resp.status, data, resp.headers)
-            try:
-                page = orjson.loads(data)
-            except orjson.JSONDecodeError:
-                raise GatewayError(
-                    ErrorKind.UPSTREAM, "model list is not JSON", backend=self.id
-                ) from None
+            page = await self.get_json(url)
             found.extend(self.parse_models(page))
             if not (isinstance(page, dict) and page.get("has_more") and page.get("last_id")):
                 break

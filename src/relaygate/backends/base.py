@@ -462,15 +462,19 @@ class HttpBackend:
 
     async def discover(self) -> list[tuple[str, str | None]]:
         """Ask the provider for its models. Errors raise :class:`GatewayError`."""
+        return self.parse_models(await self.get_json(self.base_url + self.models_path))
+
+    async def get_json(self, url: str) -> Any:
+        """``GET url`` with this backend's auth and short timeouts (discovery, probes): the
+        decoded JSON, or the provider's error as a :class:`GatewayError`."""
         got = self.keys.acquire() or (-1, "")
         key = got[1]
         if self.token_provider is not None:
             key = await self.token_provider.token()
-        headers = self._headers(key, None)
         resp = await self.transport.send(
             "GET",
-            self.base_url + self.models_path,
-            headers=headers,
+            url,
+            headers=self._headers(key, None),
             body=None,
             timeouts=Timeouts(connect=5.0, first_token=15.0, total=20.0),
         )
@@ -478,7 +482,7 @@ class HttpBackend:
         if resp.status >= 400:
             raise self.error_from(resp.status, data, resp.headers)
         try:
-            return self.parse_models(orjson.loads(data))
+            return orjson.loads(data)
         except orjson.JSONDecodeError:
             raise GatewayError(
                 ErrorKind.UPSTREAM, "model list is not JSON", backend=self.id

@@ -18,7 +18,6 @@ import orjson
 from relaygate import dialects
 from relaygate.backends.base import Backend, CallContext, HttpBackend, RawReply
 from relaygate.backends.registry import BackendKind, BuildContext
-from relaygate.backends.transport import Timeouts
 from relaygate.canonical import ErrorKind, GatewayError
 
 DEFAULT_VERSION = "/v1beta"
@@ -92,30 +91,13 @@ class GeminiBackend(HttpBackend):
         return out
 
     async def discover(self) -> list[tuple[str, str | None]]:
-        got = self.keys.acquire() or (-1, "")
-        headers = self._headers(got[1], None)
         found: list[tuple[str, str | None]] = []
         token: str | None = None
         for _ in range(_MAX_PAGES):
             url = f"{self.root}/models?pageSize=1000"
             if token:
                 url += f"&pageToken={quote(token)}"
-            resp = await self.transport.send(
-                "GET",
-                url,
-                headers=headers,
-                body=None,
-                timeouts=Timeouts(connect=5.0, first_token=15.0, total=20.0),
-            )
-            data = await resp.read()
-            if resp.status >= 400:
-                raise self.error_from(resp.status, data, resp.headers)
-            try:
-                page = orjson.loads(data)
-            except orjson.JSONDecodeError:
-                raise GatewayError(
-                    ErrorKind.UPSTREAM, "model list is not JSON", backend=self.id
-                ) from None
+            page = await self.get_json(url)
             found.extend(self.parse_models(page))
             token = page.get("nextPageToken") if isinstance(page, dict) else None
             if not token:
