@@ -60,3 +60,32 @@ async def test_embeddings_upstream_error_and_unknown_model(openai_upstream: Open
         ) as r:
             assert r.status == 404
             assert (await r.json())["error"]["code"] == "model_not_found"
+
+
+class _Recorder:
+    def __init__(self) -> None:
+        self.records: list[object] = []
+
+    async def before(self, info: object) -> None:
+        pass
+
+    async def after_plan(self, info: object, plan: object) -> None:
+        pass
+
+    def finish(self, info: object, record: object) -> None:
+        self.records.append(record)
+
+
+async def test_embeddings_are_recorded_like_any_request(openai_upstream: OpenAIEmulator) -> None:
+    config = {"plugins": {"backends": [openai_backend(openai_upstream)]}}
+    recorder = _Recorder()
+    async with serve_gateway(config) as gw, aiohttp.ClientSession() as http:
+        gw.app.observers.append(recorder)
+        async with http.post(
+            gw.url + "/v1/embeddings", json={"model": "emu/e", "input": "abcdefgh"}
+        ) as r:
+            assert r.status == 200
+            assert r.headers["x-relaygate-attempts"] == "1"
+    (record,) = recorder.records
+    assert record.backend == "emu" and record.status == 200  # type: ignore[attr-defined]
+    assert record.usage.input_tokens == 2  # type: ignore[attr-defined]

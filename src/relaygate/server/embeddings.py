@@ -7,7 +7,6 @@ and the ledger see the request like any other.
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -15,10 +14,12 @@ import orjson
 from relaygate import dialects
 from relaygate.backends.base import CallContext
 from relaygate.canonical import ErrorKind, GatewayError, Usage, invalid
+from relaygate.routing.attempt import Outcome
+from relaygate.routing.strategies import Execution
 from relaygate.server import app as app_module
 from relaygate.server.frontends import _attach_key, read_json
 from relaygate.server.http import Receive, Scope, Send, send_bytes
-from relaygate.server.pipeline import RequestInfo, UsageRecord, new_request_id
+from relaygate.server.pipeline import RequestInfo, finish_request, new_request_id
 
 if TYPE_CHECKING:
     from relaygate.server.app import RelayApp
@@ -52,8 +53,9 @@ async def embeddings(app: RelayApp, scope: Scope, receive: Receive, send: Send) 
         stream=False,
     )
     _attach_key(scope, info)
-    status, backend_id, usage, error = 200, None, Usage(), None
-    attempts = 0
+    execution = Execution()
+    outcome: Outcome | None = None
+    status, error = 200, None
     try:
         for observer in app.observers:
             await observer.before(info)
@@ -68,30 +70,26 @@ async def embeddings(app: RelayApp, scope: Scope, receive: Receive, send: Send) 
             call = getattr(target.backend, "embeddings", None)
             if call is None:
                 continue
-            attempts += 1
             upstream = dict(body)
             upstream["model"] = target.native_id
             try:
                 raw: bytes = await call(upstream, ctx)
             except GatewayError as err:
+                execution.record(target, err)
                 last = err
                 if not err.retryable:
                     raise
                 continue
-            backend_id = target.backend.id
-            try:
-                reported = orjson.loads(raw).get("usage") or {}
-                usage.input_tokens = int(reported.get("prompt_tokens") or 0)
-            except (orjson.JSONDecodeError, AttributeError, TypeError, ValueError):
-                pass
+            execution.record(target, None)
+            outcome = Outcome(target, 200, body=raw, usage=_usage(raw), completed=True)
             await send_bytes(
                 send,
                 200,
                 raw,
                 [
                     (b"x-relaygate-request-id", info.request_id.encode()),
-                    (b"x-relaygate-backend", backend_id.encode()),
-                    (b"x-relaygate-attempts", str(attempts).encode()),
+                    (b"x-relaygate-backend", target.backend.id.encode()),
+                    (b"x-relaygate-attempts", str(len(execution.attempts)).encode()),
                 ],
             )
             return
@@ -104,24 +102,15 @@ async def embeddings(app: RelayApp, scope: Scope, receive: Receive, send: Send) 
         status, error = err.status, err
         raise
     finally:
-        record = UsageRecord(
-            request_id=info.request_id,
-            time=time.time(),
-            client_key=info.client_key,
-            route=info.plan.name if info.plan else info.model,
-            backend=backend_id,
-            model=info.model,
-            dialect="embeddings",
-            stream=False,
-            usage=usage,
-            latency_ms=(time.monotonic() - info.started) * 1000,
-            ttft_ms=None,
-            status=status,
-            error=f"{error.kind.value}: {error.message[:300]}" if error else None,
-            attempts=attempts,
-        )
-        for observer in app.observers:
-            observer.finish(info, record)
+        finish_request(app, info, execution, outcome, status, error)
+
+
+def _usage(raw: bytes) -> Usage:
+    try:
+        reported = orjson.loads(raw).get("usage") or {}
+        return Usage(input_tokens=int(reported.get("prompt_tokens") or 0))
+    except (orjson.JSONDecodeError, AttributeError, TypeError, ValueError):
+        return Usage()
 
 
 def install(app: RelayApp) -> None:

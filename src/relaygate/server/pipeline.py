@@ -212,10 +212,10 @@ async def generate(
     finally:
         if watch is not None:
             watch.close(responded)
-        _finish(app, info, execution, outcome, status, error)
+        finish_request(app, info, execution, outcome, status, error)
 
 
-def _finish(
+def finish_request(
     app: RelayApp,
     info: RequestInfo,
     execution: Execution,
@@ -223,6 +223,7 @@ def _finish(
     status: int,
     error: GatewayError | None,
 ) -> None:
+    """Build the request's :class:`UsageRecord` and hand it to every observer and hook."""
     now = time.monotonic()
     record = UsageRecord(
         request_id=info.request_id,

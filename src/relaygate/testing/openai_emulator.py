@@ -124,7 +124,7 @@ class OpenAIEmulator(Emulator):
             },
         }
 
-    async def embeddings(self, request: web.Request) -> web.Response:
+    async def embeddings(self, request: web.Request) -> web.StreamResponse:
         """Deterministic vectors (from the text's bytes), in OpenAI's list shape."""
         denied = self._auth_error(request)
         if denied is not None:
@@ -136,8 +136,12 @@ class OpenAIEmulator(Emulator):
                 openai_error(400, "We could not parse the JSON body of your request."), status=400
             )
         item = self.next_item()
-        if isinstance(item, Fault) and item.status is not None:
-            return web.json_response(openai_error(item.status, item.message), status=item.status)
+        if isinstance(item, Fault):
+            answered = await self.answer_fault(
+                request, item, error_body=openai_error, stream=False, malformed_event=None
+            )
+            if answered is not None:
+                return answered
         inputs = body.get("input")
         texts = [inputs] if isinstance(inputs, str) else [str(x) for x in inputs or []]
         dims = int(body.get("dimensions") or 8)
