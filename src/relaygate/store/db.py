@@ -25,6 +25,7 @@ from sqlalchemy import (
     Table,
     Text,
     delete,
+    event,
     func,
     insert,
     select,
@@ -127,6 +128,18 @@ def _key_meta(row: Any) -> dict[str, Any]:
     }
 
 
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    """SQLite as a ledger: write-ahead log (readers never block the writer, and a commit is one
+    append instead of a rollback journal created, synced and deleted) with ``synchronous=NORMAL``
+    (durable against a crash of relaygate; the last commits may go only if the machine loses
+    power). Wait for a lock instead of failing at once when another process writes."""
+    cursor = dbapi_conn.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.close()
+
+
 class Store:
     def __init__(self, url: str, *, engine: AsyncEngine | None = None) -> None:
         self.url = url
@@ -137,6 +150,8 @@ class Store:
             kwargs["connect_args"] = {"timeout": 3}
             kwargs["pool_pre_ping"] = True
         self.engine = engine or create_async_engine(target, **kwargs)
+        if engine is None and target.startswith("sqlite"):
+            event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         self._ready = False
 
     async def init(self) -> None:
