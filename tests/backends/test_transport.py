@@ -1,12 +1,14 @@
-"""The upstream seam: the pooled aiohttp transport against the emulator, and MockTransport."""
+"""The upstream seam: both pooled transports (the native default and aiohttp) against the
+emulator, and MockTransport."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import pytest
 
+from relaygate.backends.native import NativeTransport
 from relaygate.backends.transport import (
     AiohttpTransport,
     MockReply,
@@ -25,13 +27,22 @@ STREAM_BODY = json.dumps(
 FAST = Timeouts(connect=1.0, first_token=2.0, total=5.0)
 
 
-async def test_pooled_session_reuses_connections(openai_upstream: OpenAIEmulator) -> None:
-    transport = AiohttpTransport()
+Make = Callable[[], NativeTransport | AiohttpTransport]
+
+
+@pytest.fixture(params=["native", "aiohttp"])
+def make(request: pytest.FixtureRequest) -> Make:
+    return NativeTransport if request.param == "native" else AiohttpTransport
+
+
+async def test_pooled_session_reuses_connections(
+    openai_upstream: OpenAIEmulator, make: Make
+) -> None:
+    transport = make()
     url = openai_upstream.base_url + "/v1/chat/completions"
     headers = {"Authorization": "Bearer sk-test-key-123456", "Content-Type": "application/json"}
     try:
         first = await transport.send("POST", url, headers=headers, body=BODY, timeouts=FAST)
-        session = transport._session
         assert first.status == 200 and json.loads(await first.read())["choices"]
         assert transport.pool_in_use == 0  # read() released the connection to the pool
         openai_upstream.script(Reply(text="slow", chunk_size=1, delay=0.02))
@@ -40,16 +51,14 @@ async def test_pooled_session_reuses_connections(openai_upstream: OpenAIEmulator
         chunks = [c async for c in stream.iter_chunks()]
         stream.release()
         assert b"[DONE]" in b"".join(chunks)
-        assert transport._session is session  # one session per backend, not per request
         assert transport.pool_in_use == 0
     finally:
         await transport.aclose()
-    assert transport._session is None
 
 
-async def test_first_byte_timeout_on_hang(openai_upstream: OpenAIEmulator) -> None:
+async def test_first_byte_timeout_on_hang(openai_upstream: OpenAIEmulator, make: Make) -> None:
     openai_upstream.script(Fault(hang=True))
-    transport = AiohttpTransport()
+    transport = make()
     try:
         with pytest.raises(GatewayError) as info:
             await transport.send(
@@ -64,9 +73,11 @@ async def test_first_byte_timeout_on_hang(openai_upstream: OpenAIEmulator) -> No
     assert info.value.kind is ErrorKind.TIMEOUT and info.value.status == 504
 
 
-async def test_first_delay_beyond_first_token_times_out(openai_upstream: OpenAIEmulator) -> None:
+async def test_first_delay_beyond_first_token_times_out(
+    openai_upstream: OpenAIEmulator, make: Make
+) -> None:
     openai_upstream.script(Reply(first_delay=1.0))
-    transport = AiohttpTransport()
+    transport = make()
     try:
         with pytest.raises(GatewayError) as info:
             await transport.send(
@@ -81,9 +92,9 @@ async def test_first_delay_beyond_first_token_times_out(openai_upstream: OpenAIE
     assert info.value.kind is ErrorKind.TIMEOUT
 
 
-async def test_total_timeout_while_streaming(openai_upstream: OpenAIEmulator) -> None:
+async def test_total_timeout_while_streaming(openai_upstream: OpenAIEmulator, make: Make) -> None:
     openai_upstream.script(Reply(text="y" * 200, chunk_size=1, delay=0.02))
-    transport = AiohttpTransport()
+    transport = make()
     try:
         resp = await transport.send(
             "POST",
@@ -102,8 +113,8 @@ async def test_total_timeout_while_streaming(openai_upstream: OpenAIEmulator) ->
     assert await openai_upstream.wait_for_disconnects(1)
 
 
-async def test_connection_refused_is_unavailable() -> None:
-    transport = AiohttpTransport()
+async def test_connection_refused_is_unavailable(make: Make) -> None:
+    transport = make()
     try:
         with pytest.raises(GatewayError) as info:
             await transport.send(
@@ -114,9 +125,11 @@ async def test_connection_refused_is_unavailable() -> None:
     assert info.value.kind is ErrorKind.UNAVAILABLE and info.value.status == 503
 
 
-async def test_reset_mid_stream_is_connection_lost(openai_upstream: OpenAIEmulator) -> None:
+async def test_reset_mid_stream_is_connection_lost(
+    openai_upstream: OpenAIEmulator, make: Make
+) -> None:
     openai_upstream.script(Fault(cut_after=2, reply=Reply(text="abcdefghij", chunk_size=1)))
-    transport = AiohttpTransport()
+    transport = make()
     try:
         resp = await transport.send(
             "POST",
@@ -153,7 +166,7 @@ async def test_mock_transport_records_and_answers() -> None:
     assert seen == ["http://x/y"]
 
 
-async def test_upstream_cookies_never_reach_another_request() -> None:
+async def test_upstream_cookies_never_reach_another_request(make: Make) -> None:
     """One pooled session serves every client: a cookie set for one must not ride on the next."""
     from aiohttp import web
 
@@ -172,7 +185,7 @@ async def test_upstream_cookies_never_reach_another_request() -> None:
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    transport = AiohttpTransport()
+    transport = make()
     try:
         for _ in range(2):
             resp = await transport.send(

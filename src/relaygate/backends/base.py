@@ -25,8 +25,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from relaygate import dialects
+from relaygate.backends.native import NativeTransport
 from relaygate.backends.oauth import OAuthOptions, OAuthTokenProvider
-from relaygate.backends.transport import AiohttpTransport, Timeouts, Transport, UpstreamResponse
+from relaygate.backends.transport import Timeouts, Transport, UpstreamResponse
 from relaygate.canonical import (
     ErrorEvent,
     ErrorKind,
@@ -234,7 +235,7 @@ class HttpBackend:
             rate_limit_cooldown=options.rate_limit_cooldown,
             auth_cooldown=options.auth_cooldown,
         )
-        self.transport: Transport = transport or AiohttpTransport()
+        self.transport: Transport = transport or NativeTransport()
         self.token_provider: OAuthTokenProvider | None = None
         if options.oauth is not None:
             self.token_provider = OAuthTokenProvider(

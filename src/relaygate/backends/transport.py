@@ -1,7 +1,9 @@
 """The upstream HTTP seam: two methods, like httpx's transports.
 
-Backends never touch aiohttp directly; they get a :class:`Transport`. The default is
-:class:`AiohttpTransport` (one pooled session per backend); tests inject :class:`MockTransport`.
+Backends never touch an HTTP client directly; they get a :class:`Transport`. The default is
+:class:`relaygate.backends.native.NativeTransport` (llhttp over asyncio protocols, pooled per
+backend); :class:`AiohttpTransport` is the same contract on aiohttp's client (the conformance
+tests run both); tests inject :class:`MockTransport`.
 """
 
 from __future__ import annotations
@@ -26,7 +28,9 @@ class Timeouts:
 
 class UpstreamResponse(Protocol):
     status: int
-    headers: Mapping[str, str]
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
 
     async def read(self) -> bytes: ...
 
