@@ -79,6 +79,7 @@ def serve(
         log_level=log_level,
         access_log=False,
         server_header=False,  # no "server: uvicorn" on every response
+        proxy_headers=False,  # nothing reads the client address: no X-Forwarded-For layer
         loop="uvloop",
         http="httptools",
         lifespan="on",

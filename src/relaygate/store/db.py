@@ -99,6 +99,24 @@ settings = Table(
 )
 
 USAGE_FIELDS = tuple(c.name for c in usage.columns if c.name != "id")
+# Column defaults, for rows that leave a field out.
+_USAGE_DEFAULTS: dict[str, Any] = {
+    c.name: (c.default.arg if c.default is not None else None)  # type: ignore[attr-defined]
+    for c in usage.columns
+    if c.name != "id"
+}
+
+
+def _placeholders(paramstyle: str, n: int) -> str:
+    if paramstyle == "qmark":
+        return ", ".join("?" * n)
+    if paramstyle in ("numeric_dollar",):
+        return ", ".join(f"${i}" for i in range(1, n + 1))
+    if paramstyle == "numeric":
+        return ", ".join(f":{i}" for i in range(1, n + 1))
+    if paramstyle == "format":
+        return ", ".join(["%s"] * n)
+    raise ValueError(f"unsupported DB-API paramstyle {paramstyle!r}")
 
 
 class StoreUnavailable(Exception):
@@ -153,6 +171,10 @@ class Store:
         if engine is None and target.startswith("sqlite"):
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         self._ready = False
+        self._insert_usage = (
+            f"INSERT INTO {usage.name} ({', '.join(USAGE_FIELDS)}) VALUES "
+            f"({_placeholders(self.engine.dialect.paramstyle, len(USAGE_FIELDS))})"
+        )
 
     async def init(self) -> None:
         """Create the tables if they do not exist (idempotent; safe from several instances)."""
@@ -195,11 +217,20 @@ class Store:
 
     async def write_usage(self, rows: list[dict[str, Any]]) -> None:
         if rows:
-            # executemany: one cached compiled INSERT, not a fresh multi-row statement per batch.
+            # One executemany of plain tuples through the driver: SQLAlchemy's per-row parameter
+            # processing of an ``insert(usage)`` cost ~60 us of the event loop per request.
             await self.ensure()
+            defaults = _USAGE_DEFAULTS
+            params = [
+                tuple(
+                    row[name] if row.get(name) is not None else defaults[name]
+                    for name in USAGE_FIELDS
+                )
+                for row in rows
+            ]
             try:
                 async with self.engine.begin() as conn:
-                    await conn.execute(insert(usage), rows)
+                    await conn.exec_driver_sql(self._insert_usage, params)
             except (SQLAlchemyError, OSError) as exc:
                 raise StoreUnavailable(_describe(exc)) from None
 
