@@ -15,6 +15,7 @@ import uvicorn
 from relaygate.config import parse_config
 from relaygate.gateway import Gateway, build_gateway
 from relaygate.server.app import RelayApp, build_asgi
+from relaygate.server.protocol import uvicorn_options
 from relaygate.testing import OpenAIEmulator
 
 
@@ -43,7 +44,11 @@ async def serve_gateway(
     port = sock.getsockname()[1]
     server = uvicorn.Server(
         uvicorn.Config(
-            asgi, log_level="warning", lifespan="on", access_log=False, timeout_graceful_shutdown=1
+            asgi,
+            log_level="warning",
+            lifespan="on",
+            timeout_graceful_shutdown=1,
+            **uvicorn_options(),
         )
     )
     task = asyncio.create_task(server.serve(sockets=[sock]))

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from relaygate.logsink import BatchingStreamHandler
+from relaygate.logsink import BatchingStreamHandler, DirectLines
 
 
 @pytest.fixture
@@ -99,3 +99,59 @@ def test_a_closed_stream_does_not_raise(logger: logging.Logger) -> None:
 def test_interval_must_be_positive() -> None:
     with pytest.raises(ValueError, match="interval must be > 0"):
         BatchingStreamHandler(io.StringIO(), interval=0)
+
+
+@pytest.fixture
+def root_batching() -> Iterator[tuple[io.StringIO, BatchingStreamHandler]]:
+    """The root logger set up the way ``relaygate serve`` sets it up, restored afterwards."""
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+    out = io.StringIO()
+    handler = BatchingStreamHandler(out, interval=60)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+    try:
+        yield out, handler
+    finally:
+        # pytest's capture handlers of the setup phase are already detached: not put back.
+        root.handlers[:] = [h for h in saved[0] if not type(h).__module__.startswith("_pytest")]
+        root.setLevel(saved[1])
+        handler.close()
+
+
+def test_direct_lines_match_what_logging_writes(
+    root_batching: tuple[io.StringIO, BatchingStreamHandler],
+) -> None:
+    out, handler = root_batching
+    logging.getLogger().handlers[:] = [handler]  # pytest's own capture handlers step out
+    direct = DirectLines("relaygate.test-direct")
+    logging.getLogger("relaygate.test-direct").info('{"a": 1}')
+    assert direct.write('{"a": 1}') is True
+    handler.flush()
+    first, second = out.getvalue().splitlines()
+    assert first == second == 'INFO relaygate.test-direct: {"a": 1}'
+
+
+def test_direct_lines_step_aside_for_other_handlers_and_formats(
+    root_batching: tuple[io.StringIO, BatchingStreamHandler],
+) -> None:
+    out, handler = root_batching
+    logging.getLogger().handlers[:] = [handler]
+    direct = DirectLines("relaygate.test-direct")
+    assert direct.write("") is True
+    handler.flush()
+    out.truncate(0)
+    out.seek(0)
+    extra = logging.StreamHandler(io.StringIO())
+    logging.getLogger().addHandler(extra)  # e.g. a test's log capture: it must see the line
+    assert direct.write("x") is False
+    logging.getLogger().removeHandler(extra)
+    own = logging.getLogger("relaygate.test-direct")
+    own.addHandler(extra)
+    assert direct.write("x") is False
+    own.removeHandler(extra)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))  # needs a record
+    assert DirectLines("relaygate.test-direct").write("x") is False
+    handler.flush()
+    assert out.getvalue() == ""

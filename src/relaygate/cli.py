@@ -45,6 +45,7 @@ def serve(
     from relaygate.logsink import BatchingStreamHandler
     from relaygate.server.app import build_asgi
     from relaygate.server.factory import load_gateway
+    from relaygate.server.protocol import uvicorn_options
 
     # One write per batch of lines, not per request (the access log); the format uses no
     # thread or process fields, so records need not look them up.
@@ -77,12 +78,8 @@ def serve(
         host=bind_host,
         port=bind_port,
         log_level=log_level,
-        access_log=False,
-        server_header=False,  # no "server: uvicorn" on every response
-        proxy_headers=False,  # nothing reads the client address: no X-Forwarded-For layer
-        loop="uvloop",
-        http="httptools",
         lifespan="on",
+        **uvicorn_options(),
         timeout_graceful_shutdown=int(cfg.server.shutdown_grace_seconds) or None,
     )
     if workers > 1:

@@ -18,6 +18,10 @@ import time
 import weakref
 from typing import TextIO
 
+# Formats whose output needs nothing from a LogRecord but the level, the logger name and the
+# message (no time, caller or thread): lines in them can be written without building a record.
+_PLAIN_FORMATS = {"%(levelname)s %(name)s: %(message)s": "{level} {name}: "}
+
 
 class BatchingStreamHandler(logging.StreamHandler[TextIO]):
     def __init__(
@@ -50,6 +54,14 @@ class BatchingStreamHandler(logging.StreamHandler[TextIO]):
         if record.levelno >= logging.WARNING or self._size >= self.max_bytes:
             self.flush()
 
+    def write_line(self, line: str, levelno: int) -> None:
+        """Queue an already formatted line (see :class:`DirectLines`)."""
+        with self.lock:  # type: ignore[union-attr]
+            self._lines.append(line)
+            self._size += len(line)
+            if levelno >= logging.WARNING or self._size >= self.max_bytes:
+                self.flush()
+
     def flush(self) -> None:
         with self.lock:  # type: ignore[union-attr]  # created by Handler.__init__
             if not self._lines:
@@ -78,3 +90,58 @@ def _flush_every(ref: weakref.ref[BatchingStreamHandler], interval: float) -> No
             return
         handler.flush()
         del handler
+
+
+class DirectLines:
+    """Write a logger's lines straight into a :class:`BatchingStreamHandler`, skipping the
+    LogRecord, the lookups and the formatter, when that gives the same output: the logger and
+    its ancestors have no handlers or filters of their own, the root's only handler is a
+    BatchingStreamHandler without filters, formatted in one of the plain formats. Otherwise
+    :meth:`write` returns False and the caller logs the usual way. Re-checked on every line
+    (a few attribute reads), so a handler added later — a test's log capture, say — is honoured.
+    """
+
+    def __init__(self, name: str, level: int = logging.INFO) -> None:
+        self.logger = logging.getLogger(name)
+        self.level = level
+        self.levelname = logging.getLevelName(level)
+        chain: list[logging.Logger] = []
+        node: logging.Logger | None = self.logger
+        while node is not None and node is not logging.root:
+            chain.append(node)
+            node = node.parent
+        self.chain = chain
+        self._handler: BatchingStreamHandler | None = None
+        self._prefix = ""
+
+    def write(self, message: str) -> bool:
+        handlers = logging.root.handlers
+        if len(handlers) != 1:
+            return False
+        handler = handlers[0]
+        if handler is not self._handler and not self._adopt(handler):
+            return False
+        for node in self.chain:
+            if node.handlers or node.filters or not node.propagate:
+                return False
+        if handler.filters or handler.level > self.level or logging.root.filters:
+            return False
+        assert self._handler is not None
+        self._handler.write_line(self._prefix + message + "\n", self.level)
+        return True
+
+    def _adopt(self, handler: logging.Handler) -> bool:
+        formatter = handler.formatter
+        if (
+            not isinstance(handler, BatchingStreamHandler)
+            or handler.terminator != "\n"
+            or formatter is None
+            or type(formatter) is not logging.Formatter
+        ):
+            return False
+        template = _PLAIN_FORMATS.get(formatter._fmt or "")
+        if template is None:
+            return False
+        self._handler = handler
+        self._prefix = template.format(level=self.levelname, name=self.logger.name)
+        return True

@@ -6,6 +6,9 @@ body has been read, that is the only message ASGI servers deliver there). While 
 disconnect cancels the request's own task, which cancels every in-flight attempt in turn (each
 aborting its upstream connection). One task per request, instead of a task for the strategy,
 one for the watcher and a third for the stream.
+
+Under relaygate's own server protocol (:mod:`relaygate.server.protocol`) the scope carries a
+disconnect callback list, and the watch registers there instead: no watcher task at all.
 """
 
 from __future__ import annotations
@@ -17,6 +20,9 @@ from typing import Any
 from relaygate.canonical import ErrorKind, GatewayError
 
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+
+# Same value as relaygate.server.protocol.DISCONNECT_KEY (routing does not import the server).
+DISCONNECT_KEY = "relaygate.on_disconnect"
 
 
 def client_gone() -> GatewayError:
@@ -47,26 +53,37 @@ class DisconnectWatch:
         watch.close(responded=True)
     """
 
-    __slots__ = ("_owner", "_task", "armed", "fired", "gone")
+    __slots__ = ("_callbacks", "_owner", "_task", "armed", "fired", "gone")
 
-    def __init__(self, receive: Receive) -> None:
+    def __init__(self, receive: Receive, scope: MutableMapping[str, Any] | None = None) -> None:
         self.gone = False
         self.armed = False
         self.fired = False
         owner = asyncio.current_task()
         assert owner is not None
         self._owner = owner
-        self._task = asyncio.get_running_loop().create_task(self._watch(receive))
+        callbacks = scope.get(DISCONNECT_KEY) if scope is not None else None
+        self._callbacks: list[Callable[[], None]] | None = callbacks
+        if callbacks is not None:
+            callbacks.append(self._left)
+            self._task: asyncio.Task[None] | None = None
+        else:
+            self._task = asyncio.get_running_loop().create_task(self._watch(receive))
 
     async def _watch(self, receive: Receive) -> None:
         while True:
             message = await receive()
             if message.get("type") == "http.disconnect":
-                self.gone = True
-                if self.armed:
-                    self.fired = True
-                    self._owner.cancel()
+                self._left()
                 return
+
+    def _left(self) -> None:
+        if self.gone:
+            return
+        self.gone = True
+        if self.armed:
+            self.fired = True
+            self._owner.cancel()
 
     def arm(self) -> None:
         self.armed = True
@@ -85,5 +102,10 @@ class DisconnectWatch:
         make a CancelledError whose traceback ties the task, its frames and the server's
         request cycle into garbage that only the cycle collector frees."""
         self.armed = False
-        if not responded and not self._task.done():
-            self._task.cancel()
+        callbacks = self._callbacks
+        if callbacks is not None:
+            self._callbacks = None
+            callbacks.remove(self._left)
+        task = self._task
+        if task is not None and not responded and not task.done():
+            task.cancel()

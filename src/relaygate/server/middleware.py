@@ -23,6 +23,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 from relaygate.canonical import ErrorKind, GatewayError
 from relaygate.config import Config
+from relaygate.logsink import DirectLines
 from relaygate.redact import redact, register_secret
 from relaygate.server.http import (
     ASGIApp,
@@ -35,7 +36,8 @@ from relaygate.server.http import (
 )
 
 log = logging.getLogger(__name__)
-access_log = logging.getLogger("relaygate.access")
+ACCESS_LOGGER = "relaygate.access"
+access_log = logging.getLogger(ACCESS_LOGGER)
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 
@@ -67,6 +69,7 @@ class EdgeMiddleware:
         self.app = app
         self.access_log = access_log
         self.safe_paths = frozenset(safe_paths)
+        self._direct = DirectLines(ACCESS_LOGGER)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -158,12 +161,13 @@ class EdgeMiddleware:
             "backend": backend.decode("latin-1") if backend else None,
             "attempts": attempts,
         }
+        line = orjson.dumps(entry).decode()
+        if self._direct.write(line):  # the server's batching handler, no LogRecord
+            return
         # Logger.info without its caller lookup (a stack walk per request): the record's
         # origin is always this line.
         access_log.handle(
-            access_log.makeRecord(
-                access_log.name, logging.INFO, __file__, 0, orjson.dumps(entry).decode(), (), None
-            )
+            access_log.makeRecord(access_log.name, logging.INFO, __file__, 0, line, (), None)
         )
 
 

@@ -156,7 +156,7 @@ async def generate(
             return await open_attempt(call, target)
 
         # A client that leaves before the first byte cancels every attempt in flight.
-        watch = DisconnectWatch(receive)
+        watch = DisconnectWatch(receive, scope)
         watch.arm()
         try:
             outcome = await execute(plan, opener, gw.config.retry, execution)
