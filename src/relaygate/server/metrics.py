@@ -5,17 +5,12 @@ process, e.g. in tests)."""
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Histogram,
-    generate_latest,
-)
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -31,52 +26,48 @@ BREAKER_STATES = ("closed", "half_open", "open")
 TOKEN_KINDS = ("input", "output", "cache_read", "cache_write", "reasoning")
 
 
+class _Hist:
+    """One histogram series: per-bucket counts (not cumulative), the count and the sum."""
+
+    __slots__ = ("buckets", "count", "total")
+
+    def __init__(self) -> None:
+        self.buckets = [0] * (len(BUCKETS) + 1)  # the last one is +Inf
+        self.count = 0
+        self.total = 0.0
+
+    def observe(self, value: float) -> None:
+        self.buckets[bisect.bisect_left(BUCKETS, value)] += 1
+        self.count += 1
+        self.total += value
+
+    def cumulative(self) -> list[tuple[str, float]]:
+        out: list[tuple[str, float]] = []
+        running = 0
+        for bound, n in zip((*BUCKETS, float("inf")), self.buckets, strict=True):
+            running += n
+            out.append(("+Inf" if bound == float("inf") else repr(float(bound)), running))
+        return out
+
+
 class Metrics:
+    """Counts kept as plain numbers on the event loop (every observer runs there) and turned
+    into Prometheus families only when scraped: prometheus_client's own metric objects take a
+    lock on every increment and look up labels on every call, which showed in profiles of the
+    request path."""
+
     def __init__(self, app: RelayApp) -> None:
         self.app = app
         self.registry = CollectorRegistry()
-        labels = ("backend", "route", "status")
-        self.requests = Counter(
-            "relaygate_requests",
-            "Requests by backend, route and status.",
-            labels,
-            registry=self.registry,
-        )
-        self.errors = Counter(
-            "relaygate_errors",
-            "Failed requests by backend, route, status and error kind.",
-            (*labels, "kind"),
-            registry=self.registry,
-        )
-        self.latency = Histogram(
-            "relaygate_request_seconds",
-            "Request latency (until the last byte).",
-            ("backend", "route"),
-            buckets=BUCKETS,
-            registry=self.registry,
-        )
-        self.ttft = Histogram(
-            "relaygate_time_to_first_token_seconds",
-            "Time to the first token.",
-            ("backend", "route"),
-            buckets=BUCKETS,
-            registry=self.registry,
-        )
-        self.tokens = Counter(
-            "relaygate_tokens",
-            "Tokens reported by providers.",
-            ("backend", "model", "type"),
-            registry=self.registry,
-        )
-        self.cost = Counter(
-            "relaygate_cost_usd",
-            "Cost of requests with a known price.",
-            ("backend", "model"),
-            registry=self.registry,
-        )
+        # (backend, route, status) → [requests, latency, ttft]
+        self.requests: dict[tuple[str, str, str], int] = {}
+        self.errors: dict[tuple[str, str, str, str], int] = {}
+        self.latency: dict[tuple[str, str], _Hist] = {}
+        self.ttft: dict[tuple[str, str], _Hist] = {}
+        self.tokens: dict[tuple[str, str], list[int]] = {}  # (backend, model) → TOKEN_KINDS
+        self.cost: dict[tuple[str, str], float] = {}
+        self.registry.register(_Counts(self))
         self.registry.register(_Live(app))
-        self._children: dict[tuple[str, str, int], tuple[Any, Any, Any]] = {}
-        self._token_children: dict[tuple[str, str], tuple[Any, ...]] = {}
 
     async def before(self, info: RequestInfo) -> None:
         return None
@@ -88,27 +79,23 @@ class Metrics:
         backend = record.backend or "none"
         # Unresolved selectors are client input: never let them become label values.
         route = info.plan.name if info.plan is not None else "unresolved"
-        status = record.status
-        # ``labels()`` validates, locks and looks up on every call: the children of a label set
-        # are looked up once and kept (label values come from the config, so this stays small).
+        status = str(record.status)
         key = (backend, route, status)
-        children = self._children.get(key)
-        if children is None:
-            children = (
-                self.requests.labels(backend, route, str(status)),
-                self.latency.labels(backend, route),
-                self.ttft.labels(backend, route),
-            )
-            self._children[key] = children
-        requests, latency, ttft = children
-        requests.inc()
+        requests = self.requests
+        requests[key] = requests.get(key, 0) + 1
         if record.error is not None:
-            kind = record.error.split(":", 1)[0][:32]
-            self.errors.labels(backend, route, str(status), kind).inc()
+            ekey = (backend, route, status, record.error.split(":", 1)[0][:32])
+            self.errors[ekey] = self.errors.get(ekey, 0) + 1
+        pair = (backend, route)
+        latency = self.latency.get(pair)
+        if latency is None:
+            latency = self.latency[pair] = _Hist()
         latency.observe(record.latency_ms / 1000)
         if record.ttft_ms is not None:
+            ttft = self.ttft.get(pair)
+            if ttft is None:
+                ttft = self.ttft[pair] = _Hist()
             ttft.observe(record.ttft_ms / 1000)
-        model = record.model or "none"
         u = record.usage
         if (
             u.input_tokens
@@ -117,25 +104,73 @@ class Metrics:
             or u.cache_write_tokens
             or u.reasoning_tokens
         ):
-            counters = self._token_children.get((backend, model))
-            if counters is None:
-                counters = tuple(self.tokens.labels(backend, model, kind) for kind in TOKEN_KINDS)
-                self._token_children[(backend, model)] = counters
-            for counter, value in zip(
-                counters,
-                (
-                    u.input_tokens,
-                    u.output_tokens,
-                    u.cache_read_tokens,
-                    u.cache_write_tokens,
-                    u.reasoning_tokens,
-                ),
-                strict=True,
-            ):
-                if value:
-                    counter.inc(value)
+            mkey = (backend, record.model or "none")
+            counts = self.tokens.get(mkey)
+            if counts is None:
+                counts = self.tokens[mkey] = [0] * len(TOKEN_KINDS)
+            counts[0] += u.input_tokens
+            counts[1] += u.output_tokens
+            counts[2] += u.cache_read_tokens
+            counts[3] += u.cache_write_tokens
+            counts[4] += u.reasoning_tokens
         if record.cost:
-            self.cost.labels(backend, model).inc(record.cost)
+            ckey = (backend, record.model or "none")
+            self.cost[ckey] = self.cost.get(ckey, 0.0) + record.cost
+
+
+class _Counts:
+    """The observer's numbers as Prometheus families, built at scrape time."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    def describe(self) -> list[Any]:
+        return []
+
+    def collect(self) -> Iterator[Any]:
+        m = self.metrics
+        requests = CounterMetricFamily(
+            "relaygate_requests",
+            "Requests by backend, route and status.",
+            labels=("backend", "route", "status"),
+        )
+        for labels, n in list(m.requests.items()):
+            requests.add_metric(labels, n)
+        yield requests
+        errors = CounterMetricFamily(
+            "relaygate_errors",
+            "Failed requests by backend, route, status and error kind.",
+            labels=("backend", "route", "status", "kind"),
+        )
+        for elabels, n in list(m.errors.items()):
+            errors.add_metric(elabels, n)
+        yield errors
+        for name, doc, series in (
+            ("relaygate_request_seconds", "Request latency (until the last byte).", m.latency),
+            ("relaygate_time_to_first_token_seconds", "Time to the first token.", m.ttft),
+        ):
+            family = HistogramMetricFamily(name, doc, labels=("backend", "route"))
+            for pair, hist in list(series.items()):
+                family.add_metric(pair, hist.cumulative(), hist.total)
+            yield family
+        tokens = CounterMetricFamily(
+            "relaygate_tokens",
+            "Tokens reported by providers.",
+            labels=("backend", "model", "type"),
+        )
+        for (backend, model), counts in list(m.tokens.items()):
+            for kind, n in zip(TOKEN_KINDS, counts, strict=True):
+                if n:
+                    tokens.add_metric((backend, model, kind), n)
+        yield tokens
+        cost = CounterMetricFamily(
+            "relaygate_cost_usd",
+            "Cost of requests with a known price.",
+            labels=("backend", "model"),
+        )
+        for pair, usd in list(m.cost.items()):
+            cost.add_metric(pair, usd)
+        yield cost
 
 
 class _Live:
