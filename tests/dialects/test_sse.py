@@ -3,6 +3,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
+from relaygate.dialects import sse
 from relaygate.dialects.sse import DONE, SSEDecoder, SSEEvent, encode
 
 
@@ -82,3 +83,12 @@ def test_round_trip_any_chunking(events: list[tuple[str | None, str]], cuts: lis
     chunks = [wire[a:b] for a, b in zip([0, *points], [*points, len(wire)], strict=True)]
     expected = [SSEEvent(name, data) for name, data in events]
     assert decode_all(chunks) == expected
+
+
+@given(st.binary(max_size=60).filter(lambda b: b"\n" not in b and b"\r" not in b))
+def test_single_data_line_shortcut_matches_the_general_parser(payload: bytes) -> None:
+    """``data: …`` blocks take a shortcut; it must read them exactly as the field loop does
+    (checked against the same block with a comment line, which forces the loop)."""
+    fast = sse._parse_block(b"data: " + payload)
+    general = sse._parse_block(b": keep-alive\ndata: " + payload)
+    assert fast == general

@@ -51,6 +51,8 @@ class SSEDecoder:
 
 
 def _parse_block(block: bytes) -> SSEEvent | None:
+    if block.startswith(b"data: ") and b"\n" not in block:  # the usual block: one data line
+        return SSEEvent(None, block[6:].decode("utf-8", "replace"))
     name: str | None = None
     data: list[str] = []
     for raw in block.split(b"\n"):
