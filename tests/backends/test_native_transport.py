@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
+import ssl
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
 import pytest
 from aiohttp import web
@@ -358,3 +361,88 @@ async def test_interim_response_is_skipped() -> None:
     finally:
         await t.aclose()
         server.close()
+
+
+def _self_signed(tmp: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and its key (PEM files)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "relaygate-test")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp / "cert.pem", tmp / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+async def test_https_upstream_verified_against_the_given_trust(tmp_path: Path) -> None:
+    cert, key = _self_signed(tmp_path)
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ctx.load_cert_chain(cert, key)
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError, ssl.SSLError):
+            while True:
+                await _read_request(reader)
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nover tls!")
+                await writer.drain()
+
+    server = await asyncio.start_server(handler, "127.0.0.1", 0, ssl=server_ctx)
+    url = f"https://127.0.0.1:{server.sockets[0].getsockname()[1]}/v1/x"
+    trusting = ssl.create_default_context(cafile=str(cert))
+    t = NativeTransport(ssl_context=trusting)
+    untrusting = NativeTransport()
+    try:
+        for _ in range(2):  # the second request reuses the TLS connection
+            resp = await t.send("POST", url, headers={}, body=b"{}", timeouts=FAST)
+            assert resp.status == 200 and await resp.read() == b"over tls!"
+        assert len(next(iter(t._pools.values())).idle) == 1
+        # The system trust store does not know this certificate: refused, never sent.
+        with pytest.raises(GatewayError) as info:
+            await untrusting.send("POST", url, headers={}, body=b"{}", timeouts=FAST)
+        assert info.value.kind is ErrorKind.UNAVAILABLE and "TLS" in info.value.message
+    finally:
+        await t.aclose()
+        await untrusting.aclose()
+        server.close()
+
+
+async def test_idle_connections_are_closed_when_their_time_is_up(app_url: str) -> None:
+    t = NativeTransport(keepalive=0.05)
+    try:
+        resp = await t.send("GET", app_url + "/empty", headers={}, body=None, timeouts=FAST)
+        await resp.read()
+        pool = next(iter(t._pools.values()))
+        assert len(pool.idle) == 1
+        await asyncio.sleep(0.2)  # no more traffic: the sweeper closes it anyway
+        assert pool.idle == [] and pool.sweeper is None
+    finally:
+        await t.aclose()

@@ -470,7 +470,7 @@ class _Connection(asyncio.Protocol):
 class _Pool:
     """Idle connections to one origin, most recently used last."""
 
-    __slots__ = ("active", "host", "idle", "loop", "owner", "port", "ssl")
+    __slots__ = ("active", "host", "idle", "loop", "owner", "port", "ssl", "sweeper")
 
     def __init__(self, owner: NativeTransport, origin: tuple[str, str, int]) -> None:
         self.owner = owner
@@ -480,6 +480,7 @@ class _Pool:
         self.ssl = origin[0] == "https"
         self.idle: list[_Connection] = []
         self.active = 0
+        self.sweeper: asyncio.TimerHandle | None = None
 
     def take(self) -> _Connection | None:
         idle = self.idle
@@ -500,9 +501,22 @@ class _Pool:
         conn.idle_since = self.loop.time()
         idle = self.idle
         idle.append(conn)
-        # Connections the server closed meanwhile, or idle too long, are dropped oldest first.
-        while idle and (idle[0].closed or conn.idle_since - idle[0].idle_since > idle[0].keepalive):
+        self._prune(conn.idle_since)
+        if self.sweeper is None:
+            # Without further traffic, idle connections still close when their time is up.
+            self.sweeper = self.loop.call_later(self.owner.keepalive, self._sweep)
+
+    def _prune(self, now: float) -> None:
+        """Drop connections the server closed meanwhile, or idle too long, oldest first."""
+        idle = self.idle
+        while idle and (idle[0].closed or now - idle[0].idle_since >= idle[0].keepalive):
             idle.pop(0).abort()
+
+    def _sweep(self) -> None:
+        self.sweeper = None
+        self._prune(self.loop.time())
+        if self.idle:
+            self.sweeper = self.loop.call_later(self.owner.keepalive, self._sweep)
 
     async def connect(self, timeout: float) -> _Connection:
         try:
@@ -511,7 +525,7 @@ class _Pool:
                     lambda: _Connection(self),
                     self.host,
                     self.port,
-                    ssl=_ssl_context() if self.ssl else None,
+                    ssl=(self.owner.ssl_context or _ssl_context()) if self.ssl else None,
                     server_hostname=self.host if self.ssl else None,
                 )
         except TimeoutError:
@@ -529,6 +543,9 @@ class _Pool:
         return conn
 
     def close(self) -> None:
+        if self.sweeper is not None:
+            self.sweeper.cancel()
+            self.sweeper = None
         for conn in self.idle:
             conn.abort()
         self.idle.clear()
@@ -537,8 +554,13 @@ class _Pool:
 class NativeTransport:
     """Pooled HTTP/1.1 client (see the module docstring); one per backend."""
 
-    def __init__(self, *, keepalive: float = 15.0) -> None:
+    def __init__(
+        self, *, keepalive: float = 15.0, ssl_context: ssl.SSLContext | None = None
+    ) -> None:
+        """``ssl_context``: TLS settings for https upstreams (default: the system's trust store,
+        which ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` can point elsewhere)."""
         self.keepalive = keepalive
+        self.ssl_context = ssl_context
         self._pools: dict[tuple[str, str, int], _Pool] = {}
 
     @property
