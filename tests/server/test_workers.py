@@ -52,22 +52,39 @@ def _environ(pid: int) -> dict[str, str]:
     return {k.decode(): v.decode() for k, v in pairs}
 
 
-@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
-def test_serve_workers_share_one_port(tmp_path: Path) -> None:
+def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    config = tmp_path / "relaygate.yaml"
-    config.write_text(json.dumps({"server": {"shutdown_grace_seconds": 1}}))
+        return int(s.getsockname()[1])
+
+
+def _serve_two_workers(config: Path, port: int) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if k != "RELAYGATE_LOOP_GUARD"}
     env["PYTHONPATH"] = str(ROOT / "src")
-    proc = subprocess.Popen(
+    return subprocess.Popen(
         [sys.executable, "-m", "relaygate.cli", "serve", "--config", str(config),
          "--port", str(port), "--workers", "2", "--log-level", "warning"],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )  # fmt: skip
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
+def test_serve_workers_share_one_port(tmp_path: Path) -> None:
+    port = _free_port()
+    config = tmp_path / "relaygate.yaml"
+    config.write_text(json.dumps({"server": {"shutdown_grace_seconds": 1}}))
+    proc = _serve_two_workers(config, port)
     try:
         deadline = time.monotonic() + 30
         workers: list[int] = []
@@ -89,12 +106,7 @@ def test_serve_workers_share_one_port(tmp_path: Path) -> None:
         guards = {_environ(pid).get("RELAYGATE_LOOP_GUARD") for pid in workers}
         assert len(guards) == 1 and None not in guards and "" not in guards
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        _stop(proc)
 
 
 def _discoveries(upstream: OpenAIEmulator) -> int:
@@ -108,9 +120,7 @@ async def test_workers_share_one_rate_limit_through_redis(
 ) -> None:
     """Connections land on either worker; with ``redis.url`` the RPM count is one count."""
     need_redis()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = _free_port()
     backend = unique("w")  # a fresh Redis counter for every run
     config = tmp_path / "relaygate.yaml"
     config.write_text(
@@ -123,15 +133,7 @@ async def test_workers_share_one_rate_limit_through_redis(
             }
         )
     )
-    env = {k: v for k, v in os.environ.items() if k != "RELAYGATE_LOOP_GUARD"}
-    env["PYTHONPATH"] = str(ROOT / "src")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "relaygate.cli", "serve", "--config", str(config),
-         "--port", str(port), "--workers", "2", "--log-level", "warning"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )  # fmt: skip
+    proc = _serve_two_workers(config, port)
     url = f"http://127.0.0.1:{port}"
     try:
         # A new connection per request (force_close), so the kernel spreads them over both.
@@ -169,9 +171,4 @@ async def test_workers_share_one_rate_limit_through_redis(
         assert len(posts) == 5
         assert _discoveries(openai_upstream) == 2
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        _stop(proc)
