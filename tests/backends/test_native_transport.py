@@ -51,6 +51,18 @@ async def _raw_server(handler: RawHandler) -> tuple[asyncio.Server, str]:
     return server, f"http://127.0.0.1:{port}"
 
 
+@contextlib.asynccontextmanager
+async def _raw_upstream(handler: RawHandler) -> AsyncIterator[tuple[str, NativeTransport]]:
+    """A raw socket server answering with ``handler`` and a transport to call it with."""
+    server, url = await _raw_server(handler)
+    transport = NativeTransport()
+    try:
+        yield url, transport
+    finally:
+        await transport.aclose()
+        server.close()
+
+
 async def _read_request(reader: asyncio.StreamReader) -> bytes:
     head = await reader.readuntil(b"\r\n\r\n")
     length = 0
@@ -214,15 +226,10 @@ async def test_close_delimited_body_ends_at_eof() -> None:
         writer.write(b"part two")
         writer.close()
 
-    server, url = await _raw_server(handler)
-    t = NativeTransport()
-    try:
+    async with _raw_upstream(handler) as (url, t):
         resp = await t.send("GET", url + "/", headers={}, body=None, timeouts=FAST)
         assert await resp.read() == b"part one, part two"
         assert not next(iter(t._pools.values())).idle  # not kept: the server closed it
-    finally:
-        await t.aclose()
-        server.close()
 
 
 async def test_truncated_body_is_connection_lost() -> None:
@@ -232,16 +239,11 @@ async def test_truncated_body_is_connection_lost() -> None:
         await writer.drain()
         writer.close()
 
-    server, url = await _raw_server(handler)
-    t = NativeTransport()
-    try:
+    async with _raw_upstream(handler) as (url, t):
         resp = await t.send("GET", url + "/", headers={}, body=None, timeouts=FAST)
         with pytest.raises(GatewayError) as info:
             await resp.read()
         assert info.value.kind is ErrorKind.UPSTREAM and "connection lost" in info.value.message
-    finally:
-        await t.aclose()
-        server.close()
 
 
 async def test_garbage_instead_of_http_is_an_upstream_error() -> None:
@@ -250,15 +252,10 @@ async def test_garbage_instead_of_http_is_an_upstream_error() -> None:
         writer.write(b"SSH-2.0-OpenSSH_9.2\r\n\r\n")
         await writer.drain()
 
-    server, url = await _raw_server(handler)
-    t = NativeTransport()
-    try:
+    async with _raw_upstream(handler) as (url, t):
         with pytest.raises(GatewayError) as info:
             await t.send("GET", url + "/", headers={}, body=None, timeouts=FAST)
         assert info.value.kind is ErrorKind.UPSTREAM and "malformed" in info.value.message
-    finally:
-        await t.aclose()
-        server.close()
 
 
 async def test_server_keep_alive_timeout_is_honoured() -> None:
@@ -277,17 +274,12 @@ async def test_server_keep_alive_timeout_is_honoured() -> None:
         except (asyncio.IncompleteReadError, ConnectionError):
             writer.close()
 
-    server, url = await _raw_server(handler)
-    t = NativeTransport()
-    try:
+    async with _raw_upstream(handler) as (url, t):
         for _ in range(2):
             resp = await t.send("GET", url + "/", headers={}, body=None, timeouts=FAST)
             assert await resp.read() == b"ok"
         # "timeout=1": relaygate stops reusing the connection a second early, so at once.
         assert connections == 2
-    finally:
-        await t.aclose()
-        server.close()
 
 
 async def test_idle_connection_closed_by_the_server_is_not_reused() -> None:
@@ -301,17 +293,12 @@ async def test_idle_connection_closed_by_the_server_is_not_reused() -> None:
         await writer.drain()
         writer.close()  # keep-alive was implied, but the server closes anyway
 
-    server, url = await _raw_server(handler)
-    t = NativeTransport()
-    try:
+    async with _raw_upstream(handler) as (url, t):
         for _ in range(3):
             resp = await t.send("GET", url + "/", headers={}, body=None, timeouts=FAST)
             assert await resp.read() == b"ok"
             await asyncio.sleep(0.05)  # the FIN arrives while the connection is idle
         assert connections == 3
-    finally:
-        await t.aclose()
-        server.close()
 
 
 async def test_slow_reader_does_not_trip_the_idle_timeout() -> None:
@@ -324,9 +311,7 @@ async def test_slow_reader_does_not_trip_the_idle_timeout() -> None:
         await writer.drain()
         await asyncio.sleep(5)
 
-    server, url = await _raw_server(handler)
-    t = NativeTransport()
-    try:
+    async with _raw_upstream(handler) as (url, t):
         resp = await t.send(
             "GET",
             url + "/",
@@ -339,9 +324,6 @@ async def test_slow_reader_does_not_trip_the_idle_timeout() -> None:
             total += len(chunk)
             await asyncio.sleep(0.1 if total < 600_000 else 0)
         assert total == 1024 * 1024
-    finally:
-        await t.aclose()
-        server.close()
 
 
 async def test_interim_response_is_skipped() -> None:
@@ -351,16 +333,11 @@ async def test_interim_response_is_skipped() -> None:
         writer.write(b"HTTP/1.1 201 Created\r\nContent-Length: 4\r\nX-Final: yes\r\n\r\ndone")
         await writer.drain()
 
-    server, url = await _raw_server(handler)
-    t = NativeTransport()
-    try:
+    async with _raw_upstream(handler) as (url, t):
         resp = await t.send("GET", url + "/", headers={}, body=None, timeouts=FAST)
         assert resp.status == 201 and resp.headers["x-final"] == "yes"
         assert "link" not in resp.headers
         assert await resp.read() == b"done"
-    finally:
-        await t.aclose()
-        server.close()
 
 
 def _self_signed(tmp: Path) -> tuple[Path, Path]:
