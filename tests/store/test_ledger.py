@@ -109,3 +109,36 @@ async def test_errors_are_recorded_with_status(
     assert rows[0]["status"] == 404 and rows[0]["key_id"] == "master"
     assert rows[0]["cost"] is None
     assert summary[0]["errors"] == 1 and summary[0]["requests"] == 1
+
+
+def test_usage_insert_placeholders_per_driver_style() -> None:
+    from relaygate.store.db import _placeholders
+
+    assert _placeholders("qmark", 3) == "?, ?, ?"
+    assert _placeholders("numeric_dollar", 3) == "$1, $2, $3"
+    assert _placeholders("format", 2) == "%s, %s"
+    assert _placeholders("pyformat", 2) is None  # such drivers go through SQLAlchemy's insert
+
+
+@pytest.mark.parametrize("path", ["driver", "sqlalchemy"])
+async def test_usage_rows_written_either_way_keep_fields_and_defaults(
+    tmp_path: Path, path: str
+) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'u.db'}")
+    if path == "sqlalchemy":
+        store._insert_usage = None  # what a driver with named placeholders gets
+    try:
+        full = {"request_id": "r1", "ts": 1.5, "key_id": "k", "route": "m", "backend": "b",
+                "model": "m", "dialect": "openai-chat", "stream": True, "input_tokens": 3,
+                "output_tokens": 4, "cache_read_tokens": 0, "cache_write_tokens": 0,
+                "reasoning_tokens": 1, "latency_ms": 2.5, "ttft_ms": None, "status": 200,
+                "error": None, "attempts": 1, "cost": 0.25}  # fmt: skip
+        await store.write_usage([full, {"request_id": "r2", "ts": 2.0, "status": 502}])
+        rows = {r["request_id"]: r for r in await store.usage_rows(limit=10)}
+    finally:
+        await store.close()
+    assert rows["r1"]["input_tokens"] == 3 and rows["r1"]["stream"] in (True, 1)
+    assert rows["r1"]["cost"] == 0.25 and rows["r1"]["ttft_ms"] is None
+    # Left-out fields take the column defaults, as an ORM insert would give them.
+    assert rows["r2"]["input_tokens"] == 0 and rows["r2"]["attempts"] == 0
+    assert rows["r2"]["stream"] in (False, 0) and rows["r2"]["status"] == 502

@@ -134,9 +134,8 @@ class _Exchange:
         assert conn is not None
         parser = conn.parser
         self.status = parser.get_status_code()
-        if (
-            100 <= self.status < 200
-        ):  # interim (100 Continue, 103 Early Hints): the real one follows
+        # An interim response (100 Continue, 103 Early Hints): the real one follows.
+        if self.status < 200:
             return
         framed = False
         for name, value in self._raw_headers:
@@ -152,7 +151,7 @@ class _Exchange:
             elif lname == b"keep-alive":
                 conn.note_keep_alive(value)
         # No length and not chunked: the body ends when the server closes (204/304 have none).
-        self._framed = framed or self.status in (204, 304) or self.status < 200
+        self._framed = framed or self.status in (204, 304)
         self.phase = _BODY
         waiter = self._head_waiter
         if waiter is not None and not waiter.done():

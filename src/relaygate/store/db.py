@@ -107,16 +107,17 @@ _USAGE_DEFAULTS: dict[str, Any] = {
 }
 
 
-def _placeholders(paramstyle: str, n: int) -> str:
+def _placeholders(paramstyle: str, n: int) -> str | None:
+    """Positional placeholders in the driver's own style (None: a style without them)."""
     if paramstyle == "qmark":
         return ", ".join("?" * n)
-    if paramstyle in ("numeric_dollar",):
+    if paramstyle == "numeric_dollar":
         return ", ".join(f"${i}" for i in range(1, n + 1))
     if paramstyle == "numeric":
         return ", ".join(f":{i}" for i in range(1, n + 1))
     if paramstyle == "format":
         return ", ".join(["%s"] * n)
-    raise ValueError(f"unsupported DB-API paramstyle {paramstyle!r}")
+    return None
 
 
 class StoreUnavailable(Exception):
@@ -171,9 +172,12 @@ class Store:
         if engine is None and target.startswith("sqlite"):
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         self._ready = False
+        marks = _placeholders(self.engine.dialect.paramstyle, len(USAGE_FIELDS))
+        # Drivers with named placeholders only (pyformat, named) take SQLAlchemy's insert.
         self._insert_usage = (
-            f"INSERT INTO {usage.name} ({', '.join(USAGE_FIELDS)}) VALUES "
-            f"({_placeholders(self.engine.dialect.paramstyle, len(USAGE_FIELDS))})"
+            f"INSERT INTO {usage.name} ({', '.join(USAGE_FIELDS)}) VALUES ({marks})"
+            if marks is not None
+            else None
         )
 
     async def init(self) -> None:
@@ -220,6 +224,7 @@ class Store:
             # One executemany of plain tuples through the driver: SQLAlchemy's per-row parameter
             # processing of an ``insert(usage)`` cost ~60 us of the event loop per request.
             await self.ensure()
+            sql = self._insert_usage
             defaults = _USAGE_DEFAULTS
             params = [
                 tuple(
@@ -230,7 +235,11 @@ class Store:
             ]
             try:
                 async with self.engine.begin() as conn:
-                    await conn.exec_driver_sql(self._insert_usage, params)
+                    if sql is None:
+                        full = [dict(zip(USAGE_FIELDS, values, strict=True)) for values in params]
+                        await conn.execute(insert(usage), full)
+                    else:
+                        await conn.exec_driver_sql(sql, params)
             except (SQLAlchemyError, OSError) as exc:
                 raise StoreUnavailable(_describe(exc)) from None
 
