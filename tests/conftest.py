@@ -94,7 +94,7 @@ def gateway_factory() -> GatewayFactory:
 
 
 # In CI every environment-dependent test must run: a skip for a missing service, model, CLI or
-# spec is a failure there (RELAYGATE_CI=1, set by .ci/run). Locally such tests skip with a
+# spec or browser is a failure there (RELAYGATE_CI=1, set by .ci/run). Locally such tests skip with a
 # message saying what to start or install.
 _CI_REQUIRED = (
     "PostgreSQL is not reachable",
@@ -103,6 +103,7 @@ _CI_REQUIRED = (
     "local model not installed",
     "CLI not installed",
     "relaygate[otel]",
+    "Chromium is not installed",
 )
 
 
