@@ -105,6 +105,27 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
+# CPU placement: the proxies under test share one CPU, the load side (nginx, the paced
+# upstream, wrk) the others. On a VM whose vCPUs drift in speed independently, a bare proxy and
+# relaygate scheduled on different vCPUs compare the vCPUs as much as the proxies.
+PIN: dict[str, set[int] | None] = {"proxy": None, "load": None}
+
+
+def plan_cpus(enabled: bool) -> None:
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    if enabled and len(cpus) >= 2:
+        PIN["proxy"], PIN["load"] = {cpus[-1]}, set(cpus[:-1])
+    else:
+        PIN["proxy"] = PIN["load"] = None
+
+
+def _pinned(role: str) -> Any:
+    cpus = PIN[role]
+    if cpus is None:
+        return None
+    return lambda: os.sched_setaffinity(0, cpus)
+
+
 class Fleet:
     """Starts processes, remembers them, stops exactly those (by pid) at the end."""
 
@@ -113,7 +134,12 @@ class Fleet:
         self.procs: list[Proc] = []
 
     def start(
-        self, name: str, argv: list[str], port: int, env: dict[str, str] | None = None
+        self,
+        name: str,
+        argv: list[str],
+        port: int,
+        env: dict[str, str] | None = None,
+        role: str = "load",
     ) -> Proc:
         log = open(self.workdir / f"{name}.log", "wb")  # noqa: SIM115 - lives as long as the proc
         popen = subprocess.Popen(
@@ -122,6 +148,7 @@ class Fleet:
             stderr=subprocess.STDOUT,
             env={**os.environ, **(env or {})},
             cwd=ROOT,
+            preexec_fn=_pinned(role),
         )
         proc = Proc(name, port, popen)
         self.procs.append(proc)
@@ -183,7 +210,9 @@ def run_wrk(
         load.url,
     ]
     cpu0 = cpu_seconds(load.pid) if load.pid else 0.0
-    out = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
+    out = subprocess.run(
+        argv, env=env, capture_output=True, text=True, check=False, preexec_fn=_pinned("load")
+    )
     cpu = cpu_seconds(load.pid) - cpu0 if load.pid else 0.0
     for line in out.stdout.splitlines():
         if line.startswith("BENCHJSON "):
@@ -329,6 +358,7 @@ def machine() -> dict[str, Any]:
 class Settings:
     quick: bool
     seconds: float
+    rounds: int
     warmup: float
     soak_requests: int
     soak_slice: float
@@ -339,8 +369,21 @@ class Settings:
 
 def settings(args: argparse.Namespace) -> Settings:
     if args.quick:
-        return Settings(True, 3, 1, args.soak_requests or 30_000, 5, args.open_streams, 10, 0.5)
-    return Settings(False, 10, 2, args.soak_requests or 1_000_000, 10, args.open_streams, 40, 0.5)
+        return Settings(
+            True,
+            3,
+            args.rounds or 1,
+            1,
+            args.soak_requests or 30_000,
+            5,
+            args.open_streams,
+            10,
+            0.5,
+        )
+    return Settings(
+        False, 10, args.rounds or 3, 2, args.soak_requests or 1_000_000, 10, args.open_streams,
+        40, 0.5,
+    )  # fmt: skip
 
 
 def ratio(a: float, b: float) -> float:
@@ -356,6 +399,17 @@ def main(argv: list[str] | None = None) -> int:
         "--soak-requests", type=int, default=0, help="soak size (default 1,000,000; --quick 30,000)"
     )
     parser.add_argument("--open-streams", type=int, default=1000, help="concurrent paced streams")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=0,
+        help="alternated bare/relaygate runs per scenario, median shown (default 3; --quick 1)",
+    )
+    parser.add_argument(
+        "--no-pin",
+        action="store_true",
+        help="do not pin the proxies to one CPU and the load side to the others",
+    )
     parser.add_argument("--skip-soak", action="store_true")
     parser.add_argument("--skip-open-streams", action="store_true")
     parser.add_argument("--only", default="", help="comma-separated scenario names to run")
@@ -364,6 +418,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the work dir (logs, configs)")
     args = parser.parse_args(argv)
     s = settings(args)
+    plan_cpus(not args.no_pin)
     for tool in ("nginx", "wrk"):
         if shutil.which(tool) is None:
             raise SystemExit(
@@ -377,7 +432,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {
         "machine": machine(),
         "command": "bench/run.sh " + " ".join(sys.argv[1:] if argv is None else argv),
-        "settings": s.__dict__,
+        "settings": {**s.__dict__, "cpus": {k: sorted(v) if v else None for k, v in PIN.items()}},
         "targets": TARGETS,
         "scenarios": {},
         "notes": [],
@@ -425,6 +480,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"http://127.0.0.1:{ports['nginx']}",
             ],
             ports["bare"],
+            role="proxy",
         )
         bare_paced = fleet.start(
             "bare_paced",
@@ -438,6 +494,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"http://127.0.0.1:{ports['paced']}",
             ],
             ports["bare_paced"],
+            role="proxy",
         )
         cfg = relaygate_config(workdir, ports["relaygate"], ports["nginx"], ports["paced"])
         rg = fleet.start(
@@ -458,6 +515,7 @@ def main(argv: list[str] | None = None) -> int:
             ],
             ports["relaygate"],
             env={"PYTHONPATH": str(ROOT / "src"), "RELAYGATE_API_KEY": MASTER_KEY},
+            role="proxy",
         )
         results["rss_idle_mb"] = {"bare": bare.rss_mb(), "relaygate": rg.rss_mb()}
 
@@ -519,27 +577,31 @@ def main(argv: list[str] | None = None) -> int:
         for name in ("bare_ns", "rg_ns", "bare_st", "rg_st"):
             wrk(name, 32, s.warmup)
 
-        def pair(scenario: str, bare_load: str, rg_load: str, conns: int) -> None:
+        def pair(
+            scenario: str, bare_load: str, rg_load: str, conns: int, direct: str | None = None
+        ) -> None:
+            """``rounds`` alternated runs of bare proxy and relaygate; the table shows the round
+            with the median RPS ratio (the VM's speed drifts between runs minutes apart, so a
+            single pair can fall in a slow phase for one side only)."""
             if not want(scenario):
                 return
             print(f"{scenario}…", file=sys.stderr)
-            scen[scenario] = {"bare": wrk(bare_load, conns), "relaygate": wrk(rg_load, conns)}
+            rounds = []
+            for _ in range(s.rounds):
+                one = {"bare": wrk(bare_load, conns), "relaygate": wrk(rg_load, conns)}
+                if direct is not None:
+                    one["direct"] = wrk(direct, conns)
+                rounds.append(one)
+            ranked = sorted(rounds, key=lambda r: ratio(r["relaygate"]["rps"], r["bare"]["rps"]))
+            scen[scenario] = {**ranked[len(ranked) // 2], "rounds": rounds}
             save()
 
-        if want("nonstream_c1"):
-            print("nonstream_c1…", file=sys.stderr)
-            scen["nonstream_c1"] = {
-                "direct": wrk("direct_ns", 1),
-                "bare": wrk("bare_ns", 1),
-                "relaygate": wrk("rg_ns", 1),
-            }
+        pair("nonstream_c1", "bare_ns", "rg_ns", 1, direct="direct_ns")
         pair("nonstream_c32", "bare_ns", "rg_ns", 32)
         pair("nonstream_c256", "bare_ns", "rg_ns", 256)
         pair("stream_c32", "bare_st", "rg_st", 32)
-        if xdialect and want("xdialect_stream_c32"):
-            print("xdialect_stream_c32…", file=sys.stderr)
-            bare_stream = scen.get("stream_c32", {}).get("bare") or wrk("bare_st", 32)
-            scen["xdialect_stream_c32"] = {"bare": bare_stream, "relaygate": wrk("rg_xd", 32)}
+        if xdialect:
+            pair("xdialect_stream_c32", "bare_st", "rg_xd", 32)
         results["rss_after_load_mb"] = {"bare": bare.rss_mb(), "relaygate": rg.rss_mb()}
         save()
 
